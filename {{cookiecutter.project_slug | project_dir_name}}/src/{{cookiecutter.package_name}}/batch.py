@@ -1,0 +1,285 @@
+"""The score step: nightly batch scoring of the feature table with the champion.
+
+Reads the latest feature table, scores it in chunks with the champion's pipeline (with a progress
+bar), and writes ``<id>, <label>, score, model_version, scored_at, run_date`` to the
+``predictions`` table of the predictions database (``PREDICTIONS_PATH``, a DuckDB file beside
+the warehouse: the warehouse itself is a DVC output that only dbt writes). Idempotent per run
+date: the date's rows are deleted and written again in one transaction, so a re-run replaces them
+and a failure leaves the table as it was (created in the same transaction on the first run).
+The same predictions go to the prediction log (``source = 'batch'``, one file per run date,
+replaced on a re-run), where the monitoring step reads them alongside the service's.
+
+Scoring uses the pipeline on DataFrame chunks (the fast path only pays off per request) with all
+the CPU threads scikit-learn wants; the database is opened only for the short write.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import pandas as pd
+
+    from .config import Settings
+    from .contract import FeatureContract
+
+logger = logging.getLogger(__name__)
+
+PREDICTIONS_TABLE = "predictions"
+DEFAULT_CHUNK_ROWS = 50_000
+
+
+class ScoringError(RuntimeError):
+    """The score step cannot run; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class ScoringResult:
+    """What one scoring run wrote."""
+
+    rows: int
+    model_name: str
+    model_version: str
+    run_date: date
+    table: str
+    log_file: str | None
+    seconds: float
+
+
+def score_chunks(
+    pipeline: object,
+    *,
+    features: pd.DataFrame,
+    classes: tuple[str, ...],
+    positive_class: str,
+    chunk_rows: int,
+    on_chunk: Callable[[int], None] | None = None,
+) -> tuple[list[str], np.ndarray]:
+    """Labels and positive-class scores of every row of `features`, `chunk_rows` at a time."""
+    positive = classes.index(positive_class)
+    labels: list[str] = []
+    scores: list[np.ndarray] = []
+    for start in range(0, len(features), chunk_rows):
+        chunk = features.iloc[start : start + chunk_rows]
+        probabilities = np.asarray(pipeline.predict_proba(chunk))  # type: ignore[attr-defined]
+        labels.extend(classes[index] for index in probabilities.argmax(axis=1))
+        scores.append(probabilities[:, positive])
+        if on_chunk is not None:
+            on_chunk(len(chunk))
+    return labels, np.concatenate(scores) if scores else np.empty(0)
+
+
+def predictions_frame(
+    table: pd.DataFrame,
+    contract: FeatureContract,
+    *,
+    labels: list[str],
+    scores: np.ndarray,
+    model_version: str,
+    scored_at: datetime,
+    run_date: date,
+) -> pd.DataFrame:
+    """The rows of the ``predictions`` table for one run."""
+    import pandas as pd  # noqa: PLC0415
+
+    return pd.DataFrame(
+        {
+            contract.id_column: table[contract.id_column].astype("int64").to_numpy(),
+            contract.label_column: pd.array(labels, dtype="string"),
+            "score": scores.astype("float64"),
+            "model_version": pd.array([model_version] * len(labels), dtype="string"),
+            "scored_at": pd.Series([scored_at] * len(labels), dtype="datetime64[us]"),
+            "run_date": pd.Series([run_date] * len(labels), dtype="datetime64[s]").dt.date,
+        }
+    )
+
+
+def write_predictions(
+    settings: Settings, frame: pd.DataFrame, contract: FeatureContract, run_date: date
+) -> None:
+    """Replace `run_date`'s rows of the ``predictions`` table, in one transaction.
+
+    Raises:
+        ScoringError: when the predictions database cannot be written.
+    """
+    import duckdb  # noqa: PLC0415
+
+    id_column, label_column = contract.id_column, contract.label_column
+    settings.predictions_path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        connection = duckdb.connect(str(settings.predictions_path))
+    except duckdb.Error as error:
+        raise ScoringError(
+            f"{settings.predictions_path}: cannot open the predictions database: {error}"
+        ) from error
+    try:
+        connection.begin()
+        connection.execute(
+            f"""create table if not exists main.{PREDICTIONS_TABLE} (
+                "{id_column}" bigint not null,
+                "{label_column}" varchar not null,
+                score double not null,
+                model_version varchar not null,
+                scored_at timestamp not null,
+                run_date date not null
+            )"""
+        )
+        connection.execute(
+            f"delete from main.{PREDICTIONS_TABLE} where run_date = ?",  # noqa: S608 (constant)
+            [run_date],
+        )
+        connection.register("scored", frame)
+        connection.execute(
+            f'insert into main.{PREDICTIONS_TABLE} select "{id_column}", "{label_column}", '  # noqa: S608
+            "score, model_version, scored_at, run_date from scored"
+        )
+        connection.commit()
+    except duckdb.Error as error:
+        connection.rollback()
+        raise ScoringError(
+            f"writing {PREDICTIONS_TABLE} failed, nothing changed: {error}"
+        ) from error
+    finally:
+        connection.close()
+
+
+def batch_log_frame(
+    table: pd.DataFrame,
+    contract: FeatureContract,
+    labels: list[str],
+    scores: np.ndarray,
+    *,
+    model_name: str,
+    model_version: str,
+    scored_at: datetime,
+    run_date: date,
+    latency_ms: float,
+) -> pd.DataFrame:
+    """The run's predictions as prediction-log rows (columns of ``serving.predlog``)."""
+    import pandas as pd  # noqa: PLC0415
+
+    n_rows = len(labels)
+    frame = pd.DataFrame(
+        {
+            "request_id": f"batch-{run_date.isoformat()}",
+            "timestamp": pd.Series([scored_at.replace(tzinfo=None)] * n_rows),
+            "source": "batch",
+            "model_name": model_name,
+            "model_version": model_version,
+            "model_alias": "champion",
+            "shadow": False,
+            "entity_id": table[contract.id_column].astype("int64").astype("string").to_numpy(),
+        },
+        index=range(n_rows),
+    )
+    for name in contract.feature_columns + contract.sensitive_columns:
+        values = table[name].reset_index(drop=True)
+        frame[name] = values.astype("float64") if contract.column(name).is_numeric else values
+    frame["prediction"] = labels
+    frame["score"] = scores.astype("float64")
+    frame["latency_ms"] = latency_ms
+    return frame
+
+
+def run_scoring(
+    settings: Settings,
+    run_date: date | None = None,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    progress: Callable[[int], None] | None = None,
+    on_total: Callable[[int], None] | None = None,
+) -> ScoringResult:
+    """The score step: champion, feature table, chunks, one transaction, the prediction log.
+
+    Args:
+        settings: Where the registry, the warehouse and the log are.
+        run_date: The date the run is for (default: today, UTC); its rows are replaced.
+        chunk_rows: Rows scored per pipeline call.
+        progress: Called with the number of rows after each chunk (the progress bar).
+        on_total: Called once with the number of rows to score.
+
+    Raises:
+        ScoringError: when there is no champion, no feature table, or the write fails.
+    """
+    from .data.warehouse import WarehouseError, load_feature_table  # noqa: PLC0415
+    from .serving.loader import CHAMPION, ModelUnavailableError, fetch_registered  # noqa: PLC0415
+    from .serving.predlog import write_log_frame  # noqa: PLC0415
+
+    started = time.perf_counter()
+    scored_at = datetime.now(tz=UTC).replace(tzinfo=None)
+    run_date = run_date or scored_at.date()
+    try:
+        model = fetch_registered(settings, CHAMPION)
+        table = load_feature_table(settings, model.contract)
+    except (ModelUnavailableError, WarehouseError) as error:
+        raise ScoringError(str(error)) from error
+    contract = model.contract
+    classes = tuple(str(label) for label in model.pipeline.classes_)
+    positive = model.positive_class if model.positive_class in classes else classes[-1]
+    if on_total is not None:
+        on_total(len(table))
+    scoring_started = time.perf_counter()
+    labels, scores = score_chunks(
+        model.pipeline,
+        features=table[contract.feature_columns],
+        classes=classes,
+        positive_class=positive,
+        chunk_rows=chunk_rows,
+        on_chunk=progress,
+    )
+    per_row_ms = (time.perf_counter() - scoring_started) * 1000 / max(len(table), 1)
+    frame = predictions_frame(
+        table,
+        contract,
+        labels=labels,
+        scores=scores,
+        model_version=model.version,
+        scored_at=scored_at,
+        run_date=run_date,
+    )
+    write_predictions(settings, frame, contract, run_date)
+    log_file = None
+    if settings.prediction_log_enabled and len(table):
+        log = batch_log_frame(
+            table,
+            contract,
+            labels,
+            scores,
+            model_name=model.name,
+            model_version=model.version,
+            scored_at=scored_at,
+            run_date=run_date,
+            latency_ms=per_row_ms,
+        )
+        # One file per run date, replaced by a re-run: the log stays idempotent too.
+        name = f"batch-{run_date.isoformat()}.parquet"
+        written = write_log_frame(log, settings.prediction_log_dir, "batch", name)
+        for earlier in settings.prediction_log_dir.glob(f"date=*/{name}"):
+            if earlier != written:  # the same run date scored on an earlier day
+                earlier.unlink()
+        log_file = str(written)
+    seconds = time.perf_counter() - started
+    logger.info(
+        "Scored %d rows with %s v%s for %s in %.1f s",
+        len(table),
+        model.name,
+        model.version,
+        run_date,
+        seconds,
+    )
+    return ScoringResult(
+        rows=len(table),
+        model_name=model.name,
+        model_version=model.version,
+        run_date=run_date,
+        table=PREDICTIONS_TABLE,
+        log_file=log_file,
+        seconds=seconds,
+    )

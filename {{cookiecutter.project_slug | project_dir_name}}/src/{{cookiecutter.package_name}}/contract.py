@@ -1,0 +1,273 @@
+"""The feature contract: the one source of truth for the model's columns.
+
+The dbt mart ``customer_features`` declares an enforced contract (names, types, constraints) and,
+per column, ``meta.role``: ``id``, ``feature``, ``sensitive`` or ``label``. This module reads that
+YAML into a typed :class:`FeatureContract`. Training records it with the model (``to_json``);
+validation, serving and monitoring derive their checks and schemas from it, so a user who brings
+their own data edits the dbt model, not Python.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+
+if TYPE_CHECKING:
+    from .config import Settings
+
+Role = Literal["id", "feature", "sensitive", "label"]
+
+FEATURE_MODEL = "customer_features"
+"""The dbt model that carries the contract (the feature table)."""
+
+# dbt data types (as written in the contract) that hold numbers; anything else is categorical.
+NUMERIC_TYPES = frozenset(
+    {
+        "bigint",
+        "integer",
+        "int",
+        "smallint",
+        "tinyint",
+        "hugeint",
+        "double",
+        "double precision",
+        "float",
+        "real",
+        "numeric",
+        "decimal",
+    }
+)
+INTEGER_TYPES = frozenset({"bigint", "integer", "int", "smallint", "tinyint", "hugeint"})
+
+
+class ContractError(ValueError):
+    """The dbt YAML does not describe a usable feature contract; the message says where."""
+
+
+class ContractColumn(BaseModel):
+    """One column of the feature table, as the contract declares it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    data_type: str
+    role: Role
+    nullable: bool = True
+    unique: bool = False
+    accepted_values: tuple[str, ...] | None = None
+    description: str = ""
+
+    @property
+    def is_numeric(self) -> bool:
+        """True when the column holds numbers (its dbt type is numeric)."""
+        return self.base_type in NUMERIC_TYPES
+
+    @property
+    def is_integer(self) -> bool:
+        """True when the column holds whole numbers."""
+        return self.base_type in INTEGER_TYPES
+
+    @property
+    def base_type(self) -> str:
+        """The data type, lower-cased, without precision (``decimal(10,2)`` -> ``decimal``)."""
+        return self.data_type.lower().split("(", 1)[0].strip()
+
+
+class FeatureContract(BaseModel):
+    """The feature table's columns with their roles; what a model consumes and produces."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str
+    columns: tuple[ContractColumn, ...]
+
+    @model_validator(mode="after")
+    def _one_id_one_label_some_features(self) -> FeatureContract:
+        """Refuse a contract that a model could not be trained from."""
+        names = [column.name for column in self.columns]
+        if len(names) != len(set(names)):
+            raise ValueError(f"{self.model}: duplicated column names in {names}")
+        for role in ("id", "label"):
+            found = [column.name for column in self.columns if column.role == role]
+            if len(found) != 1:
+                raise ValueError(
+                    f"{self.model}: expected exactly one column with meta.role '{role}', "
+                    f"found {found or 'none'}"
+                )
+        if not self.feature_columns:
+            raise ValueError(f"{self.model}: no column has meta.role 'feature'")
+        return self
+
+    @property
+    def column_names(self) -> list[str]:
+        """Every column, in contract order."""
+        return [column.name for column in self.columns]
+
+    @property
+    def id_column(self) -> str:
+        """The row identifier (never a model input)."""
+        return self._by_role("id")[0].name
+
+    @property
+    def label_column(self) -> str:
+        """The target the model learns."""
+        return self._by_role("label")[0].name
+
+    @property
+    def label_values(self) -> tuple[str, ...]:
+        """The label's accepted values, in contract order (empty when not constrained)."""
+        return self.column(self.label_column).accepted_values or ()
+
+    @property
+    def feature_columns(self) -> list[str]:
+        """Model inputs, in contract order."""
+        return [column.name for column in self._by_role("feature")]
+
+    @property
+    def categorical_features(self) -> list[str]:
+        """Model inputs that hold categories."""
+        return [column.name for column in self._by_role("feature") if not column.is_numeric]
+
+    @property
+    def numeric_features(self) -> list[str]:
+        """Model inputs that hold numbers."""
+        return [column.name for column in self._by_role("feature") if column.is_numeric]
+
+    @property
+    def sensitive_columns(self) -> list[str]:
+        """Attributes kept for fairness slices only; never model inputs."""
+        return [column.name for column in self._by_role("sensitive")]
+
+    def column(self, name: str) -> ContractColumn:
+        """The column called `name`.
+
+        Raises:
+            KeyError: when the contract has no such column.
+        """
+        for column in self.columns:
+            if column.name == name:
+                return column
+        raise KeyError(f"{self.model}: no column {name!r} in the contract")
+
+    def to_json(self) -> str:
+        """The contract as stable, indented JSON (recorded with each model version)."""
+        return json.dumps(self.model_dump(mode="json"), indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> FeatureContract:
+        """Read a contract written by :meth:`to_json` (e.g. from a model's artifacts)."""
+        return cls.model_validate_json(text)
+
+    def _by_role(self, role: Role) -> list[ContractColumn]:
+        return [column for column in self.columns if column.role == role]
+
+
+def contract_from_dbt_yaml(path: Path, model: str = FEATURE_MODEL) -> FeatureContract:
+    """Read the contract of dbt model `model` from the properties file at `path`.
+
+    Args:
+        path: A dbt properties YAML file (``models: [...]``).
+        model: The name of the model that carries the contract.
+
+    Returns:
+        The typed contract.
+
+    Raises:
+        ContractError: when the file, the model or a column's type or role is missing or wrong.
+    """
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as error:
+        raise ContractError(f"{path}: cannot read the dbt properties: {error}") from error
+    for entry in document.get("models") or []:
+        if entry.get("name") == model:
+            return _parse_model(entry, path)
+    raise ContractError(f"{path}: no model named {model!r}")
+
+
+def find_contract_file(models_dir: Path, model: str = FEATURE_MODEL) -> Path:
+    """The properties YAML under `models_dir` that declares `model`.
+
+    Raises:
+        ContractError: when no file, or more than one, declares it.
+    """
+    found = [
+        path
+        for path in sorted(models_dir.rglob("*.yml"))
+        if any(
+            entry.get("name") == model
+            for entry in (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("models")
+            or []
+        )
+    ]
+    if len(found) != 1:
+        raise ContractError(
+            f"{models_dir}: expected one properties file declaring model {model!r}, found "
+            f"{[str(path) for path in found] or 'none'}"
+        )
+    return found[0]
+
+
+def load_contract(settings: Settings, model: str = FEATURE_MODEL) -> FeatureContract:
+    """The feature contract of this project, read from the dbt project under ``transform/``."""
+    models_dir = settings.transform_dir / "models"
+    return contract_from_dbt_yaml(find_contract_file(models_dir, model), model)
+
+
+def _parse_model(entry: dict[str, Any], path: Path) -> FeatureContract:
+    name = str(entry["name"])
+    config = entry.get("config") or {}
+    if not (config.get("contract") or {}).get("enforced"):
+        raise ContractError(f"{path}: model {name!r} must set config.contract.enforced: true")
+    columns = []
+    for raw in entry.get("columns") or []:
+        column_name = raw.get("name")
+        where = f"{path}: model {name!r}, column {column_name!r}"
+        meta = raw.get("meta") or (raw.get("config") or {}).get("meta") or {}
+        if "data_type" not in raw:
+            raise ContractError(f"{where}: data_type is required by the contract")
+        if "role" not in meta:
+            raise ContractError(f"{where}: meta.role is required (id|feature|sensitive|label)")
+        tests = _column_tests(raw)
+        constraints = {str(item.get("type")) for item in raw.get("constraints") or []}
+        try:
+            columns.append(
+                ContractColumn(
+                    name=column_name,
+                    data_type=raw["data_type"],
+                    role=meta["role"],
+                    nullable=not ({"not_null", "primary_key"} & (constraints | set(tests))),
+                    unique=bool({"unique", "primary_key"} & (constraints | set(tests))),
+                    accepted_values=_accepted_values(tests.get("accepted_values")),
+                    description=str(raw.get("description") or "").strip(),
+                )
+            )
+        except ValidationError as error:
+            raise ContractError(f"{where}: {error.errors()[0]['msg']}") from error
+    try:
+        return FeatureContract(model=name, columns=tuple(columns))
+    except ValidationError as error:
+        raise ContractError(f"{path}: {error.errors()[0]['msg']}") from error
+
+
+def _column_tests(column: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """A column's generic tests by name, with their arguments (either dbt spelling)."""
+    tests: dict[str, dict[str, Any]] = {}
+    for test in (column.get("data_tests") or []) + (column.get("tests") or []):
+        if isinstance(test, str):
+            tests[test] = {}
+        else:
+            for test_name, config in test.items():
+                body = config or {}
+                tests[test_name] = {**body, **(body.get("arguments") or {})}
+    return tests
+
+
+def _accepted_values(test: dict[str, Any] | None) -> tuple[str, ...] | None:
+    if test is None:
+        return None
+    return tuple(str(value) for value in test.get("values") or [])

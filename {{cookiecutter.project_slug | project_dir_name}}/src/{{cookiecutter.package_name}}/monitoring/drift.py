@@ -1,0 +1,273 @@
+"""Drift statistics: a window of current rows against a model version's reference profile.
+
+Per feature, two views of the same shift:
+
+* **PSI** (population stability index) says how *large* it is, on the reference's quantile bins
+  (numeric) or categories (categorical): ``sum((cur - ref) * ln(cur / ref))``; 0.1 is a moderate
+  shift and 0.2 a large one by the usual reading.
+* A **test** says whether it is *real*: two-sample Kolmogorov-Smirnov for numeric features,
+  chi-square on the reference-vs-current contingency table for categorical ones.
+
+A feature drifts when its shift is both real and large (``p < monitor.p_value`` and
+``PSI >= monitor.psi_threshold``): with thousands of rows a test alone flags shifts too small to
+matter, and PSI alone flags noise in small windows. A missing share that grows by more than
+``monitor.max_missing_increase`` is drift on its own. The data set drifts when at least
+``monitor.drift_share`` of the features drift; the predictions drift when the score distribution
+passes the same two tests (with ``monitor.prediction_psi_threshold``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from .reference import CategoricalReference, NumericReference, bin_shares
+
+if TYPE_CHECKING:
+    from ..config import MonitorParams
+    from .reference import ReferenceProfile
+
+logger = logging.getLogger(__name__)
+
+# Proportions are floored at this before the log in PSI: an empty bin would make it infinite.
+PSI_FLOOR = 1e-4
+
+
+@dataclass(frozen=True)
+class FeatureDrift:
+    """How one column moved between the reference and the window."""
+
+    feature: str
+    kind: Literal["numeric", "categorical", "score"]
+    psi: float
+    test: Literal["ks", "chi2"]
+    statistic: float
+    p_value: float
+    missing_reference: float
+    missing_current: float
+    drifted: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class DriftResult:
+    """Every feature's drift, the prediction drift and the data-set verdict."""
+
+    n_reference: int
+    n_current: int
+    features: list[FeatureDrift]
+    prediction: FeatureDrift
+    positive_rate_reference: float
+    positive_rate_current: float
+    drift_share: float
+    dataset_drift: bool
+    prediction_drift: bool
+
+    @property
+    def drift_detected(self) -> bool:
+        """The data set or the predictions drifted."""
+        return self.dataset_drift or self.prediction_drift
+
+    @property
+    def drifted_features(self) -> list[str]:
+        """Names of the features that drifted."""
+        return [feature.feature for feature in self.features if feature.drifted]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        return {
+            **asdict(self),
+            "drift_detected": self.drift_detected,
+            "drifted_features": self.drifted_features,
+        }
+
+
+def psi(reference: np.ndarray, current: np.ndarray) -> float:
+    """Population stability index of two aligned share vectors (each summing to 1)."""
+    ref = np.maximum(np.asarray(reference, dtype="float64"), PSI_FLOOR)
+    cur = np.maximum(np.asarray(current, dtype="float64"), PSI_FLOOR)
+    return float(np.sum((cur - ref) * np.log(cur / ref)))
+
+
+def numeric_drift(
+    name: str,
+    reference: NumericReference,
+    values: pd.Series,
+    params: MonitorParams,
+    *,
+    kind: Literal["numeric", "score"] = "numeric",
+    psi_threshold: float | None = None,
+) -> FeatureDrift:
+    """PSI on the reference's quantile bins, and the two-sample KS test against its sample."""
+    from scipy.stats import ks_2samp  # noqa: PLC0415
+
+    numbers = pd.to_numeric(values, errors="coerce").astype("float64").to_numpy()
+    present = numbers[~np.isnan(numbers)]
+    missing = float(1 - len(present) / len(numbers)) if len(numbers) else 0.0
+    psi_value, statistic, p_value = 0.0, 0.0, 1.0  # nothing to compare: no evidence of drift
+    if len(present) and reference.sample:
+        current_shares = bin_shares(present, np.asarray(reference.edges))
+        psi_value = psi(np.asarray(reference.proportions), current_shares)
+        result = ks_2samp(np.asarray(reference.sample), present)
+        statistic, p_value = float(result.statistic), float(result.pvalue)
+    threshold = params.psi_threshold if psi_threshold is None else psi_threshold
+    return _verdict(
+        name,
+        kind,
+        psi_value=psi_value,
+        test="ks",
+        statistic=statistic,
+        p_value=p_value,
+        missing_reference=reference.missing_share,
+        missing_current=missing,
+        params=params,
+        psi_threshold=threshold,
+    )
+
+
+def categorical_drift(
+    name: str, reference: CategoricalReference, values: pd.Series, params: MonitorParams
+) -> FeatureDrift:
+    """PSI over the reference's categories (new ones pooled), and the chi-square test."""
+    from scipy.stats import chi2_contingency  # noqa: PLC0415
+
+    present = values.dropna().astype(str)
+    missing = float(1 - len(present) / len(values)) if len(values) else 0.0
+    categories = list(reference.counts)
+    current_counts = present.value_counts()
+    ref = np.array([reference.counts[category] for category in categories] + [0], dtype="float64")
+    cur = np.array(
+        [int(current_counts.get(category, 0)) for category in categories]
+        + [int(current_counts[~current_counts.index.isin(categories)].sum())],
+        dtype="float64",
+    )
+    if cur.sum() == 0 or ref.sum() == 0:
+        return _verdict(
+            name,
+            "categorical",
+            psi_value=0.0,
+            test="chi2",
+            statistic=0.0,
+            p_value=1.0,
+            missing_reference=reference.missing_share,
+            missing_current=missing,
+            params=params,
+            psi_threshold=params.psi_threshold,
+        )
+    psi_value = psi(ref / ref.sum(), cur / cur.sum())
+    # Categories seen on neither side carry no information (and break the test's expected counts).
+    table = np.vstack([ref, cur])[:, (ref + cur) > 0]
+    if table.shape[1] < 2:  # noqa: PLR2004 (one category: nothing can shift)
+        statistic, p_value = 0.0, 1.0
+    else:
+        result = chi2_contingency(table)
+        statistic, p_value = float(result.statistic), float(result.pvalue)
+    return _verdict(
+        name,
+        "categorical",
+        psi_value=psi_value,
+        test="chi2",
+        statistic=statistic,
+        p_value=p_value,
+        missing_reference=reference.missing_share,
+        missing_current=missing,
+        params=params,
+        psi_threshold=params.psi_threshold,
+    )
+
+
+def _verdict(
+    name: str,
+    kind: Literal["numeric", "categorical", "score"],
+    *,
+    psi_value: float,
+    test: Literal["ks", "chi2"],
+    statistic: float,
+    p_value: float,
+    missing_reference: float,
+    missing_current: float,
+    params: MonitorParams,
+    psi_threshold: float,
+) -> FeatureDrift:
+    reasons = []
+    if psi_value >= psi_threshold and p_value < params.p_value:
+        reasons.append(f"PSI {psi_value:.3f} >= {psi_threshold:g} and {test} p {p_value:.2g}")
+    if missing_current - missing_reference > params.max_missing_increase:
+        reasons.append(f"missing share {missing_reference:.1%} -> {missing_current:.1%}")
+    return FeatureDrift(
+        feature=name,
+        kind=kind,
+        psi=round(psi_value, 6),
+        test=test,
+        statistic=round(statistic, 6),
+        p_value=float(f"{p_value:.6g}"),
+        missing_reference=round(missing_reference, 6),
+        missing_current=round(missing_current, 6),
+        drifted=bool(reasons),
+        reason="; ".join(reasons) or "stable",
+    )
+
+
+def detect_drift(
+    reference: ReferenceProfile, current: pd.DataFrame, params: MonitorParams
+) -> DriftResult:
+    """Compare a window of logged rows (features, ``score``, ``prediction``) with `reference`.
+
+    Args:
+        reference: The model version's reference profile.
+        current: The window: one column per model input, plus ``score`` and ``prediction``.
+        params: The ``monitor`` section of params.yaml.
+
+    Returns:
+        Per-feature drift, prediction drift and the data-set verdict.
+    """
+    features = [
+        numeric_drift(name, profile, _column(current, name), params)
+        for name, profile in reference.numeric.items()
+    ] + [
+        categorical_drift(name, profile, _column(current, name), params)
+        for name, profile in reference.categorical.items()
+    ]
+    prediction = numeric_drift(
+        "score",
+        reference.score,
+        current["score"],
+        params,
+        kind="score",
+        psi_threshold=params.prediction_psi_threshold,
+    )
+    share = sum(feature.drifted for feature in features) / len(features) if features else 0.0
+    positive = current["prediction"].astype(str) == reference.positive_class
+    return DriftResult(
+        n_reference=reference.n_rows,
+        n_current=len(current),
+        features=features,
+        prediction=prediction,
+        positive_rate_reference=round(reference.positive_rate, 6),
+        positive_rate_current=round(float(positive.mean()) if len(positive) else 0.0, 6),
+        drift_share=round(share, 6),
+        dataset_drift=bool(features) and share >= params.drift_share,
+        prediction_drift=prediction.drifted,
+    )
+
+
+def _column(frame: pd.DataFrame, name: str) -> pd.Series:
+    """A model input of the window; a column the log lacks counts as entirely missing."""
+    if name in frame.columns:
+        return frame[name]
+    logger.warning("No logged values for feature %r: counted as missing", name)
+    return pd.Series([None] * len(frame), index=frame.index, dtype="object")
+
+
+__all__ = [
+    "DriftResult",
+    "FeatureDrift",
+    "categorical_drift",
+    "detect_drift",
+    "numeric_drift",
+    "psi",
+]

@@ -1,0 +1,199 @@
+"""The monitor step: the newest logged predictions against the champion's reference.
+
+1. The reference: the champion version's profile (:mod:`.reference`), or a profile file given
+   with ``--reference``.
+2. The window: the given batch; else the newest scoring batch, when the newest logged prediction
+   came from one; else the newest ``monitor.window_rows`` predictions (API traffic).
+3. Drift (:mod:`.drift`) on the window, performance (:mod:`.performance`) on every labelled
+   period of the version.
+4. The report: ``reports/monitoring/<time>-v<version>.{html,json}``, copied to ``latest.html`` and
+   ``latest.json``.
+
+The JSON summary is the retrain trigger's interface: ``drift_detected``, ``performance_breach``
+and ``retrain_recommended`` (either), with the figures behind them. With ``--fail-on-drift`` the
+step exits with :data:`EXIT_ALARM` when ``retrain_recommended`` is true.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .drift import detect_drift
+from .performance import judge_performance, performance_by_period, read_labels
+from .prediction_log import read_logged_predictions
+from .report import render_html
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ..config import Params, Settings
+    from .reference import ReferenceProfile
+
+logger = logging.getLogger(__name__)
+
+EXIT_ALARM = 3
+"""Exit code of ``monitor --fail-on-drift`` when drift or a performance breach is found (1 and 2
+mean the step itself failed)."""
+
+
+class MonitorError(RuntimeError):
+    """The monitor cannot run (no champion, no reference); the message says what to run."""
+
+
+@dataclass(frozen=True)
+class MonitorResult:
+    """The summary of one monitoring run and where its report files are."""
+
+    summary: dict[str, Any]
+    html_path: Path
+    json_path: Path
+
+    @property
+    def alarm(self) -> bool:
+        """Drift or a performance breach: retraining is recommended."""
+        return bool(self.summary["retrain_recommended"])
+
+
+def monitoring_dir(settings: Settings) -> Path:
+    """Where monitoring reports are written."""
+    return settings.reports_dir / "monitoring"
+
+
+def labels_dir(settings: Settings) -> Path:
+    """Where late labels land (CSV files of ``entity_id,label``)."""
+    return settings.data_dir / "labels"
+
+
+def champion_version(settings: Settings) -> str:
+    """The registered version the ``champion`` alias points to.
+
+    Raises:
+        MonitorError: when there is no champion yet.
+    """
+    from ..registry import CHAMPION, alias_version  # noqa: PLC0415
+    from ..tracking import connect  # noqa: PLC0415
+
+    version = alias_version(connect(settings), settings.model_name, CHAMPION)
+    if version is None:
+        raise MonitorError(f"{settings.model_name} has no {CHAMPION}: run `make promote` first")
+    return version
+
+
+def select_window(
+    log: pd.DataFrame, window_rows: int, batch_id: str | None = None
+) -> tuple[pd.DataFrame, str]:
+    """The rows to judge, and a description of them (see the module docstring)."""
+    if batch_id is not None:
+        return log[log["batch_id"] == batch_id], f"batch {batch_id}"
+    if log.empty:
+        return log, "no predictions logged"
+    newest = log["batch_id"].iloc[-1]
+    if isinstance(newest, str) and newest:
+        return log[log["batch_id"] == newest], f"newest batch {newest}"
+    api = log[log["batch_id"].isna()]
+    return api.tail(window_rows), f"newest {min(window_rows, len(api))} API predictions"
+
+
+def run_monitor(
+    settings: Settings,
+    params: Params,
+    *,
+    batch_id: str | None = None,
+    reference: ReferenceProfile | None = None,
+) -> MonitorResult:
+    """Judge the window for drift and the labelled periods for performance; write the report.
+
+    Args:
+        settings: Where the log, the labels, the registry and the reports are.
+        params: ``monitor`` holds the window size and every threshold.
+        batch_id: Judge this scoring batch (default: see :func:`select_window`).
+        reference: Compare with this profile instead of the champion's.
+
+    Returns:
+        The summary and the report's paths.
+
+    Raises:
+        MonitorError: when there is no champion (and no `reference` was given).
+    """
+    from .reference import ensure_reference  # noqa: PLC0415 (MLflow only when needed)
+
+    options = params.monitor
+    if reference is None:
+        reference = ensure_reference(settings, champion_version(settings), options.bins)
+    log = read_logged_predictions(
+        settings.prediction_log_dir, model_version=reference.model_version
+    )
+    window, description = select_window(log, options.window_rows, batch_id)
+    summary: dict[str, Any] = {
+        "generated_at": datetime.now(tz=UTC).isoformat(timespec="seconds"),
+        "model_name": reference.model_name,
+        "model_version": reference.model_version,
+        "window": {
+            "description": description,
+            "rows": len(window),
+            "batch_id": batch_id,
+            "first": _iso(window["timestamp"].min()) if len(window) else None,
+            "last": _iso(window["timestamp"].max()) if len(window) else None,
+        },
+        "thresholds": options.model_dump(mode="json", exclude={"demo"}),
+    }
+    drift = None
+    if len(window) >= options.min_rows:
+        drift = detect_drift(reference, window, options)
+        summary["drift"] = drift.to_dict()
+    periods = performance_by_period(
+        log, read_labels(labels_dir(settings)), reference.positive_class
+    )
+    performance = judge_performance(periods, reference.baseline, options, reference.model_version)
+    summary["performance"] = performance.to_dict()
+    summary["drift_detected"] = bool(drift and drift.drift_detected)
+    summary["performance_breach"] = performance.breach
+    summary["retrain_recommended"] = summary["drift_detected"] or performance.breach
+    if drift is None and not performance.breach:
+        summary["status"] = "insufficient_data"
+        summary["message"] = (
+            f"{len(window)} rows in the window ({description}); at least {options.min_rows} "
+            "are needed to judge drift (`monitor.min_rows`)"
+        )
+    else:
+        flags = [
+            name
+            for name, raised in (
+                ("drift", summary["drift_detected"]),
+                ("performance", performance.breach),
+            )
+            if raised
+        ]
+        summary["status"] = "+".join(flags) or "ok"
+    return write_report(settings, summary, reference, window)
+
+
+def write_report(
+    settings: Settings, summary: dict[str, Any], reference: ReferenceProfile, window: pd.DataFrame
+) -> MonitorResult:
+    """Write the HTML report and the JSON summary, and copy both to ``latest.*``."""
+    folder = monitoring_dir(settings)
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(tz=UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    stem = f"{stamp}-v{reference.model_version or 'reference'}"
+    html_path, json_path = folder / f"{stem}.html", folder / f"{stem}.json"
+    summary["reports"] = {"html": str(html_path), "json": str(json_path)}
+    html_path.write_text(render_html(summary, reference, window), encoding="utf-8")
+    json_path.write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
+    for source, latest in ((html_path, "latest.html"), (json_path, "latest.json")):
+        # Copied through a temporary file: a reader of latest.* never sees half a report.
+        partial = folder / f".{latest}.partial"
+        shutil.copyfile(source, partial)
+        partial.replace(folder / latest)
+    logger.info("Monitoring report: %s (%s)", html_path, summary["status"])
+    return MonitorResult(summary=summary, html_path=html_path, json_path=json_path)
+
+
+def _iso(value: Any) -> str:  # noqa: ANN401 (a pandas timestamp or a datetime)
+    return str(value.isoformat()) if hasattr(value, "isoformat") else str(value)

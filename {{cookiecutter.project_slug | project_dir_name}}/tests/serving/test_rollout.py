@@ -1,0 +1,120 @@
+"""Rollout without restarts: reload, polling, shadow, canary, and a registry that comes back."""
+
+import shutil
+import time
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+from serving_support import (
+    MODEL_NAME,
+    Registry,
+    a_record,
+    preloaded_state,
+    registry_client,
+    settings_for,
+)
+
+from {{ cookiecutter.package_name }}.serving.app import create_app
+from {{ cookiecutter.package_name }}.serving.loader import CHAMPION
+from {{ cookiecutter.package_name }}.serving.predlog import read_prediction_log
+
+
+def wait_for(condition, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def move_champion(folder: Path, version: str) -> None:
+    registry_client(settings_for(folder)).set_registered_model_alias(MODEL_NAME, CHAMPION, version)
+
+
+def test_admin_reload_picks_up_a_moved_champion(registry: Registry, loaded: dict, tmp_path) -> None:
+    folder = registry.copy_to(tmp_path)
+    settings = settings_for(folder, prediction_log_enabled=False)
+    record = a_record(registry.contract)
+    with TestClient(create_app(settings, preloaded_state(settings, loaded))) as client:
+        assert client.post("/predict", json=record).json()["model"]["version"] == registry.champion
+        unchanged = client.post("/admin/reload").json()
+        assert unchanged["changed"] == []
+        move_champion(folder, registry.challenger)
+        reloaded = client.post("/admin/reload")
+        assert reloaded.status_code == 200
+        assert reloaded.json()["changed"] == [CHAMPION]
+        answer = client.post("/predict", json=record)
+        assert answer.json()["model"]["version"] == registry.challenger
+        assert answer.headers["X-Model-Version"] == registry.challenger
+        assert client.get("/model").json()["champion"]["version"] == registry.challenger
+
+
+def test_polling_picks_up_a_moved_champion(registry: Registry, loaded: dict, tmp_path) -> None:
+    folder = registry.copy_to(tmp_path)
+    settings = settings_for(folder, prediction_log_enabled=False, serving_poll_seconds=0.5)
+    with TestClient(create_app(settings, preloaded_state(settings, loaded))) as client:
+        time.sleep(0.7)  # the poller is running
+        move_champion(folder, registry.challenger)
+        wait_for(lambda: client.get("/ready").json()["version"] == registry.challenger)
+
+
+def test_shadow_logs_the_challenger_without_returning_it(
+    registry: Registry, loaded: dict, tmp_path
+) -> None:
+    settings = settings_for(
+        registry.folder, prediction_log_dir=tmp_path / "log", serving_shadow=True
+    )
+    state = preloaded_state(settings, loaded, challenger=True)
+    with TestClient(create_app(settings, state)) as client:
+        response = client.post(
+            "/predict", json=[a_record(registry.contract)] * 3, headers={"X-Request-ID": "shadowed"}
+        )
+        assert response.json()["model"]["version"] == registry.champion
+        assert response.json()["model"]["alias"] == CHAMPION
+    log = read_prediction_log(tmp_path / "log")
+    assert len(log) == 6
+    shadow = log[log["shadow"]]
+    assert set(shadow["model_version"]) == {registry.challenger}
+    assert set(shadow["request_id"]) == {"shadowed"}
+    assert set(log[~log["shadow"]]["model_version"]) == {registry.champion}
+
+
+def test_canary_share_goes_to_the_challenger(registry: Registry, loaded: dict) -> None:
+    record = a_record(registry.contract)
+    for fraction, expected in ((1.0, registry.challenger), (0.0, registry.champion)):
+        settings = settings_for(
+            registry.folder, prediction_log_enabled=False, serving_canary_fraction=fraction
+        )
+        state = preloaded_state(settings, loaded, challenger=True)
+        with TestClient(create_app(settings, state)) as client:
+            versions = {
+                client.post("/predict", json=record).json()["model"]["version"] for _ in range(5)
+            }
+        assert versions == {expected}
+    settings = settings_for(
+        registry.folder, prediction_log_enabled=False, serving_canary_fraction=0.5
+    )
+    with TestClient(
+        create_app(settings, preloaded_state(settings, loaded, challenger=True))
+    ) as client:
+        answers = [
+            client.post("/predict", json=record, headers={"X-Request-ID": f"id-{i}"}).json()
+            for i in range(40)
+        ]
+        versions = {answer["model"]["version"] for answer in answers}
+        assert versions == {registry.champion, registry.challenger}
+        # The same request id always goes to the same version.
+        again = client.post("/predict", json=record, headers={"X-Request-ID": "id-0"}).json()
+        assert again["model"]["version"] == answers[0]["model"]["version"]
+
+
+def test_unreachable_registry_then_recovery(registry: Registry, tmp_path) -> None:
+    settings = settings_for(tmp_path, prediction_log_enabled=False, serving_retry_seconds=0.1)
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/health").status_code == 200
+        wait_for(lambda: "not found" in client.get("/ready").json()["reason"])
+        not_ready = client.get("/ready")
+        assert not_ready.status_code == 503
+        assert client.post("/predict", json=a_record(registry.contract)).status_code == 503
+        shutil.copy(registry.folder / "mlflow.db", tmp_path / "mlflow.db")  # the registry is back
+        wait_for(lambda: client.get("/ready").status_code == 200)
+        assert client.post("/predict", json=a_record(registry.contract)).status_code == 200

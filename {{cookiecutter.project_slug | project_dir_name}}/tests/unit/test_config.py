@@ -1,0 +1,78 @@
+import os
+from pathlib import Path
+
+import pytest
+
+from {{ cookiecutter.package_name }}.config import (
+    ConfigError,
+    Params,
+    Settings,
+    disable_telemetry,
+    get_settings,
+    load_params,
+)
+
+
+def test_relative_paths_are_anchored_at_the_project_dir(tmp_path: Path) -> None:
+    settings = Settings(project_dir=tmp_path, data_dir=Path("elsewhere"))
+    assert settings.data_dir == tmp_path / "elsewhere"
+    assert settings.raw_dir == tmp_path / "elsewhere" / "raw"
+    assert settings.params_file == tmp_path / "params.yaml"
+
+
+def test_absolute_paths_are_kept(tmp_path: Path) -> None:
+    settings = Settings(project_dir=tmp_path, reports_dir=Path("/srv/reports"))
+    assert settings.reports_dir == Path("/srv/reports")
+
+
+def test_settings_come_from_the_environment(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ENVIRONMENT", "staging")
+    monkeypatch.setenv("DATA_DIR", "/mnt/data")
+    settings = get_settings()
+    assert settings.environment == "staging"
+    assert settings.data_dir == Path("/mnt/data")
+    assert settings.project_dir == project.resolve()
+
+
+def test_an_unknown_environment_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ENVIRONMENT", "production")
+    with pytest.raises(ValueError, match="environment"):
+        Settings()
+
+
+def test_the_shipped_params_file_is_valid(project: Path) -> None:
+    params = load_params(project / "params.yaml")
+    assert params == Params.model_validate(params.model_dump())
+    assert params.data.n_customers >= 100
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("data:\n  n_customers: 5\n", r"data\.n_customers: Input should be greater than"),
+        ("data:\n  n_custmers: 5000\n", r"data\.n_custmers: Extra inputs are not permitted"),
+        ("dat:\n  seed: 1\n", r"dat: Extra inputs are not permitted"),
+        ("data:\n  seed: one\n", r"data\.seed: Input should be a valid integer"),
+        ("data: [\n", r"not valid YAML"),
+    ],
+)
+def test_bad_params_name_the_key(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(ConfigError, match=message):
+        load_params(path)
+
+
+def test_a_missing_params_file_says_where_to_run(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="parameters file not found"):
+        load_params(tmp_path / "params.yaml")
+
+
+def test_telemetry_is_switched_off_without_overriding_the_caller(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("MLFLOW_DISABLE_TELEMETRY", raising=False)
+    monkeypatch.setenv("DO_NOT_TRACK", "0")
+    disable_telemetry()
+    assert os.environ["MLFLOW_DISABLE_TELEMETRY"] == "true"
+    assert os.environ["DO_NOT_TRACK"] == "0"

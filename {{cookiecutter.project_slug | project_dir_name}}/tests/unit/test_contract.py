@@ -1,0 +1,97 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from {{ cookiecutter.package_name }}.config import Settings
+from {{ cookiecutter.package_name }}.contract import (
+    ContractError,
+    FeatureContract,
+    contract_from_dbt_yaml,
+    load_contract,
+)
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+CONTRACT_FILE = PROJECT_DIR / "transform" / "models" / "marts" / "customer_features.yml"
+
+
+@pytest.fixture(scope="module")
+def contract() -> FeatureContract:
+    return load_contract(Settings(project_dir=PROJECT_DIR))
+
+
+def test_the_shipped_contract_has_the_documented_roles(contract: FeatureContract) -> None:
+    assert contract.model == "customer_features"
+    assert contract.id_column == "customer_id"
+    assert contract.label_column == "label"
+    assert contract.label_values == ("good", "bad")
+    assert contract.sensitive_columns == ["age_band"]
+    assert contract.categorical_features == ["country", "segment", "channel"]
+    assert contract.numeric_features == [
+        "tenure_days",
+        "n_orders",
+        "total_amount",
+        "avg_amount",
+        "max_amount",
+        "return_rate",
+        "avg_payment_delay_days",
+        "days_since_last_order",
+        "n_categories",
+    ]
+    assert contract.feature_columns == contract.categorical_features + contract.numeric_features
+
+
+def test_ids_sensitive_attributes_and_labels_are_never_features(contract: FeatureContract) -> None:
+    never = {contract.id_column, contract.label_column, *contract.sensitive_columns}
+    assert not never & set(contract.feature_columns)
+
+
+def test_nullability_and_uniqueness_come_from_constraints(contract: FeatureContract) -> None:
+    nullable = {column.name for column in contract.columns if column.nullable}
+    assert nullable == {"avg_amount", "days_since_last_order"}
+    assert contract.column("customer_id").unique
+    assert contract.column("channel").accepted_values == (
+        "web",
+        "store",
+        "partner",
+        "phone",
+        "unknown",
+    )
+    with pytest.raises(KeyError, match="no column"):
+        contract.column("nope")
+
+
+def test_the_contract_survives_a_json_round_trip(contract: FeatureContract) -> None:
+    assert FeatureContract.from_json(contract.to_json()) == contract
+
+
+def _write_variant(tmp_path: Path, change) -> Path:
+    document = yaml.safe_load(CONTRACT_FILE.read_text(encoding="utf-8"))
+    change(document["models"][0])
+    path = tmp_path / "features.yml"
+    path.write_text(yaml.safe_dump(document), encoding="utf-8")
+    return path
+
+
+def _set_role(model: dict, name: str, role: str) -> None:
+    next(column for column in model["columns"] if column["name"] == name)["meta"]["role"] = role
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda m: m["config"].pop("contract"), "contract.enforced"),
+        (lambda m: m["columns"][1]["meta"].pop("role"), "meta.role is required"),
+        (lambda m: m["columns"][1].pop("data_type"), "data_type is required"),
+        (lambda m: _set_role(m, "country", "label"), "exactly one column with meta.role 'label'"),
+        (lambda m: _set_role(m, "country", "target"), "country"),
+    ],
+)
+def test_a_broken_contract_is_refused_with_where(tmp_path: Path, change, message: str) -> None:
+    with pytest.raises(ContractError, match=message):
+        contract_from_dbt_yaml(_write_variant(tmp_path, change))
+
+
+def test_a_missing_model_is_named() -> None:
+    with pytest.raises(ContractError, match="no model named 'other'"):
+        contract_from_dbt_yaml(CONTRACT_FILE, model="other")

@@ -1,0 +1,6 @@
+-- A column whose values must not be below zero (amounts, day counts).
+{% test non_negative(model, column_name) %}
+select {{ column_name }}
+from {{ model }}
+where {{ column_name }} < 0
+{% endtest %}
