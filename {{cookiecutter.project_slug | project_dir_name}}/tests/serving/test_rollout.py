@@ -107,8 +107,21 @@ def test_canary_share_goes_to_the_challenger(registry: Registry, loaded: dict) -
         assert again["model"]["version"] == answers[0]["model"]["version"]
 
 
+def test_a_worker_accepts_requests_only_once_its_model_is_loaded(registry: Registry) -> None:
+    settings = settings_for(registry.folder, prediction_log_enabled=False)
+    # The lifespan returns (uvicorn starts accepting) only after the first load.
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/ready").status_code == 200
+        assert client.post("/predict", json=a_record(registry.contract)).status_code == 200
+
+
 def test_unreachable_registry_then_recovery(registry: Registry, tmp_path) -> None:
-    settings = settings_for(tmp_path, prediction_log_enabled=False, serving_retry_seconds=0.1)
+    settings = settings_for(
+        tmp_path,
+        prediction_log_enabled=False,
+        serving_retry_seconds=0.1,
+        serving_startup_wait_seconds=0.3,  # then the worker starts anyway and answers 503
+    )
     with TestClient(create_app(settings)) as client:
         assert client.get("/health").status_code == 200
         wait_for(lambda: "not found" in client.get("/ready").json()["reason"])

@@ -109,6 +109,8 @@ class ServingState:
 
     async def wait_until_ready(self, timeout: float) -> bool:
         """Wait up to `timeout` seconds for a champion; True if one is loaded."""
+        if self.ready:  # loaded before the app started (tests, `load_now`)
+            return True
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._loaded.wait(), timeout)
         if not self.ready:
