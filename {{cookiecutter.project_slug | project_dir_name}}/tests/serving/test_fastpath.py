@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from serving_support import Registry
 from sklearn.dummy import DummyClassifier
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 
@@ -15,6 +16,7 @@ from {{ cookiecutter.package_name }}.serving.loader import frame_to_records
 from {{ cookiecutter.package_name }}.serving.predictor import (
     FastPredictor,
     PipelinePredictor,
+    TreeWalker,
     build_predictor,
     probe_rows,
 )
@@ -43,6 +45,31 @@ def test_fast_path_equals_the_pipeline(registry: Registry, estimator: str, param
         rtol=0,
         atol=1e-9,
     )
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_walking_the_trees_equals_predict_proba(n_classes: int) -> None:
+    rng = np.random.default_rng(n_classes)
+    features = rng.normal(size=(600, 4))
+    features[rng.random(features.shape) < 0.1] = np.nan  # missing values take their own branch
+    labels = (np.nan_to_num(features[:, 0]) * 2 + rng.normal(size=600) > 0).astype(int)
+    if n_classes == 3:
+        labels += (np.nan_to_num(features[:, 1]) > 1).astype(int)
+    model = HistGradientBoostingClassifier(max_iter=30, random_state=0).fit(features, labels)
+    walker = TreeWalker.of(model)
+    assert walker is not None
+    for rows in (features[:1], features[:7], features[::3]):
+        np.testing.assert_allclose(
+            walker.predict_proba(rows), model.predict_proba(rows), rtol=0, atol=1e-12
+        )
+
+
+def test_only_plain_gradient_boosting_trees_are_walked() -> None:
+    features = np.array([[0.0, 1.0], [1.0, 0.0], [2.0, 1.0], [3.0, 0.0]] * 10)
+    labels = np.array([0, 1, 0, 1] * 10)
+    assert TreeWalker.of(RandomForestClassifier(n_estimators=2).fit(features, labels)) is None
+    categorical = HistGradientBoostingClassifier(max_iter=3, categorical_features=[1])
+    assert TreeWalker.of(categorical.fit(features, labels)) is None
 
 
 def test_a_mismatch_falls_back_to_the_pipeline(registry: Registry, monkeypatch) -> None:

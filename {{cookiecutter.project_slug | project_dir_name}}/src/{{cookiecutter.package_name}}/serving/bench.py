@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -188,14 +189,53 @@ def request_bodies(settings: Any) -> tuple[dict[int, bytes], Any]:  # noqa: ANN4
     return bodies, model
 
 
-def in_process_rate(model: Any, body: bytes, seconds: float = 2.0) -> float:  # noqa: ANN401
-    """Predict calls per second of the served predictor on one record, in this process."""
+def in_process_rates(model: Any, body: bytes, seconds: float = 2.0) -> tuple[float, float]:  # noqa: ANN401
+    """Calls per second on one core, in this process: predict alone, and a whole request's work.
+
+    The second adds what the route does besides HTTP: parse the JSON body and check it against
+    the contract, then score.
+    """
     records = model.validator.invocations_body(json.loads(body))
-    count, started = 0, time.perf_counter()
-    while time.perf_counter() - started < seconds:
-        model.score(records)
-        count += 1
-    return count / (time.perf_counter() - started)
+
+    def rate(call: Callable[[], object]) -> float:
+        count, started = 0, time.perf_counter()
+        while time.perf_counter() - started < seconds:
+            call()
+            count += 1
+        return count / (time.perf_counter() - started)
+
+    return (
+        rate(lambda: model.score(records)),
+        rate(lambda: model.score(model.validator.invocations_body(json.loads(body)))),
+    )
+
+
+def _footer(
+    ready: dict[str, float],
+    rates: dict[int, tuple[float, float]],
+    served: LoadResult | None,
+    workers: int,
+) -> list[str]:
+    """Time to ready, the in-process limits, and how close the service comes to them."""
+    lines = [
+        "",
+        f"Time to ready: ours {ready.get('ours', float('nan')):.1f} s, "
+        f"mlflow {ready.get('mlflow', float('nan')):.1f} s.",
+        "",
+        f"In-process, one core: predict {rates[1][0]:.0f} calls/s on one record and "
+        f"{rates[100][0]:.0f} on 100; with JSON parsing and the contract check "
+        f"{rates[1][1]:.0f} and {rates[100][1]:.0f}.",
+    ]
+    if served is not None:
+        limit = workers * rates[1][0]
+        lines.append(
+            f"One record at 8 connections, {workers} workers: ours is "
+            f"{100 * served.requests_per_second / limit:.0f}% of in-process predict x "
+            f"{workers} ({limit:.0f} calls/s) and "
+            f"{100 * served.requests_per_second / (workers * rates[1][1]):.0f}% of "
+            "in-process request work."
+        )
+    return lines
 
 
 def main() -> None:
@@ -272,13 +312,8 @@ def main() -> None:
                 f"{peer.p99_ms / max(ours.p99_ms, 1e-9):.1f}x lower | "
                 f"{ours.non_2xx} / {peer.non_2xx} |"
             )
-    lines += [
-        "",
-        f"Time to ready: ours {ready.get('ours', float('nan')):.1f} s, "
-        f"mlflow {ready.get('mlflow', float('nan')):.1f} s. In-process predict, one record: "
-        f"{in_process_rate(model, bodies[1]):.0f} calls/s; 100 records: "
-        f"{in_process_rate(model, bodies[100]):.0f} calls/s.",
-    ]
+    rates = {rows: in_process_rates(model, body) for rows, body in bodies.items()}
+    lines += _footer(ready, rates, results.get(("ours", 1, 8)), args.workers)
     table = "\n".join(lines)
     print(table)  # noqa: T201
     if args.output:
