@@ -57,12 +57,23 @@ class ServingState:
     def __init__(self, settings: Settings, metrics: ServingMetrics | None = None) -> None:
         self.settings = settings
         self.metrics = metrics
-        self.champion: LoadedModel | None = None
+        self._champion: LoadedModel | None = None
+        self._loaded = asyncio.Event()  # set with the first champion, whoever installs it
         self.challenger: LoadedModel | None = None
         self.reason = "loading the model"
         self.last_error: str | None = None
         self._lock = asyncio.Lock()
-        self._loaded = asyncio.Event()
+
+    @property
+    def champion(self) -> LoadedModel | None:
+        """The version answering requests; None until the first load."""
+        return self._champion
+
+    @champion.setter
+    def champion(self, model: LoadedModel | None) -> None:
+        self._champion = model
+        if model is not None:
+            self._loaded.set()
 
     @property
     def ready(self) -> bool:
@@ -109,8 +120,6 @@ class ServingState:
 
     async def wait_until_ready(self, timeout: float) -> bool:
         """Wait up to `timeout` seconds for a champion; True if one is loaded."""
-        if self.ready:  # loaded before the app started (tests, `load_now`)
-            return True
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._loaded.wait(), timeout)
         if not self.ready:
@@ -235,7 +244,6 @@ class ServingState:
             if model is not None:
                 self.champion = model
                 self.reason = "ready"
-                self._loaded.set()
         else:
             self.challenger = model
         self.publish_metrics()
