@@ -1,4 +1,4 @@
-"""`python -m <package> <step>`: the one entry point that Make, DVC and Dagster call."""
+"""`python -m <package> <step>`: the one entry point that Make and DVC call."""
 
 from .cli import app
 

@@ -1,8 +1,8 @@
 """The command line: one command per pipeline step, `python -m <package> <step>`.
 
-Make targets, DVC stages and Dagster assets all call these commands, so each step has exactly one
-implementation. Heavy libraries (dbt, Great Expectations, MLflow) are imported inside the command
-that needs them, so `--help` and the light commands start fast.
+Make targets and DVC stages call these commands, so each step has exactly one implementation.
+Heavy libraries (dbt, Great Expectations, MLflow) are imported inside the command that needs
+them, so `--help` and the light commands start fast.
 """
 
 from __future__ import annotations
@@ -179,8 +179,15 @@ def evaluate() -> None:
     except (ConfigError, RuntimeError, ValueError, FileNotFoundError) as error:
         fail(error, code=1)
     typer.echo(f"{HEADLINE} {report['metrics'][HEADLINE]:.3f}")
+    marks = {"pass": "pass", "fail": "FAIL", "not_assessed": "n/a "}
     for check in report["checks"]:
-        typer.echo(f"  {'pass' if check['passed'] else 'FAIL'}  {check['name']}: {check['detail']}")
+        typer.echo(f"  {marks[check['status']]}  {check['name']}: {check['detail']}")
+    if report["not_assessed"]:
+        typer.secho(
+            f"NOT ASSESSED ({len(report['not_assessed'])}): {', '.join(report['not_assessed'])}; "
+            "they do not block promotion unless gate.block_not_assessed is true",
+            fg=typer.colors.YELLOW,
+        )
     typer.echo("all post-train tests passed" if report["passed"] else "post-train tests FAILED")
 
 

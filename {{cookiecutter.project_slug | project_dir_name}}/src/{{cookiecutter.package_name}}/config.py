@@ -43,7 +43,6 @@ TELEMETRY_OFF = {
     "DVC_NO_ANALYTICS": "1",
     "GX_ANALYTICS_ENABLED": "False",
     "MLFLOW_DISABLE_TELEMETRY": "true",
-    "DAGSTER_DISABLE_TELEMETRY": "true",
 }
 
 
@@ -351,6 +350,9 @@ class GateParams(_Section):
     max_equalized_odds_difference: Fraction = 0.3
     # The challenger may trail the champion's precision by at most this much.
     tolerance: Fraction = 0.01
+    # A check with nothing to judge (no sensitive column, no large enough slice) is "not
+    # assessed": reported loudly, and refused only when this is true.
+    block_not_assessed: bool = False
 
 
 class DriftDemoParams(_Section):

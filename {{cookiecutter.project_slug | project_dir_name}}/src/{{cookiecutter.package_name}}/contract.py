@@ -2,9 +2,14 @@
 
 The dbt mart ``customer_features`` declares an enforced contract (names, types, constraints) and,
 per column, ``meta.role``: ``id``, ``feature``, ``sensitive`` or ``label``. This module reads that
-YAML into a typed :class:`FeatureContract`. Training records it with the model (``to_json``);
-validation, serving and monitoring derive their checks and schemas from it, so a user who brings
-their own data edits the dbt model, not Python.
+YAML into a typed :class:`FeatureContract`. Training records it with the model (``to_json``),
+together with the value ranges of ``params.yaml`` (``validation.ranges``); validation, serving and
+monitoring derive their checks and schemas from it, so a user who brings their own data edits the
+dbt model, not Python.
+
+Bounds on numeric columns come from the column's dbt tests (``non_negative``: at least 0;
+``accepted_range``: ``min_value`` / ``max_value``) and from ``validation.ranges``; where both
+give one, the tighter wins.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from .config import Settings
 
 Role = Literal["id", "feature", "sensitive", "label"]
@@ -59,6 +66,8 @@ class ContractColumn(BaseModel):
     nullable: bool = True
     unique: bool = False
     accepted_values: tuple[str, ...] | None = None
+    minimum: float | None = None  # numeric columns: the smallest value allowed, inclusive
+    maximum: float | None = None  # and the largest
     description: str = ""
 
     @property
@@ -153,6 +162,39 @@ class FeatureContract(BaseModel):
                 return column
         raise KeyError(f"{self.model}: no column {name!r} in the contract")
 
+    def with_ranges(self, ranges: Mapping[str, tuple[float, float]]) -> FeatureContract:
+        """This contract with `ranges` (column -> ``[min, max]``) added to the columns' bounds.
+
+        Where a column already has a bound, the tighter of the two is kept.
+
+        Raises:
+            ContractError: when a range names a column that is not in the contract or not
+                numeric, or leaves no value allowed.
+        """
+        columns = []
+        for column in self.columns:
+            if column.name not in ranges:
+                columns.append(column)
+                continue
+            if not column.is_numeric:
+                raise ContractError(
+                    f"validation.ranges.{column.name}: a range needs a numeric column, "
+                    f"{column.name!r} is {column.data_type}"
+                )
+            low, high = ranges[column.name]
+            minimum = low if column.minimum is None else max(low, column.minimum)
+            maximum = high if column.maximum is None else min(high, column.maximum)
+            if minimum > maximum:
+                raise ContractError(
+                    f"validation.ranges.{column.name}: [{low}, {high}] and the contract's bounds "
+                    f"leave no value allowed"
+                )
+            columns.append(column.model_copy(update={"minimum": minimum, "maximum": maximum}))
+        unknown = sorted(set(ranges) - set(self.column_names))
+        if unknown:
+            raise ContractError(f"validation.ranges: no such column(s): {', '.join(unknown)}")
+        return self.model_copy(update={"columns": tuple(columns)})
+
     def to_json(self) -> str:
         """The contract as stable, indented JSON (recorded with each model version)."""
         return json.dumps(self.model_dump(mode="json"), indent=2, sort_keys=True) + "\n"
@@ -234,6 +276,7 @@ def _parse_model(entry: dict[str, Any], path: Path) -> FeatureContract:
             raise ContractError(f"{where}: meta.role is required (id|feature|sensitive|label)")
         tests = _column_tests(raw)
         constraints = {str(item.get("type")) for item in raw.get("constraints") or []}
+        minimum, maximum = _bounds(tests)
         try:
             columns.append(
                 ContractColumn(
@@ -243,6 +286,8 @@ def _parse_model(entry: dict[str, Any], path: Path) -> FeatureContract:
                     nullable=not ({"not_null", "primary_key"} & (constraints | set(tests))),
                     unique=bool({"unique", "primary_key"} & (constraints | set(tests))),
                     accepted_values=_accepted_values(tests.get("accepted_values")),
+                    minimum=minimum,
+                    maximum=maximum,
                     description=str(raw.get("description") or "").strip(),
                 )
             )
@@ -265,6 +310,20 @@ def _column_tests(column: dict[str, Any]) -> dict[str, dict[str, Any]]:
                 body = config or {}
                 tests[test_name] = {**body, **(body.get("arguments") or {})}
     return tests
+
+
+def _bounds(tests: dict[str, dict[str, Any]]) -> tuple[float | None, float | None]:
+    """A column's ``[minimum, maximum]`` from its ``non_negative`` and ``accepted_range`` tests."""
+    minimum: float | None = 0.0 if "non_negative" in tests else None
+    maximum: float | None = None
+    accepted = tests.get("accepted_range")
+    if accepted is not None:
+        if accepted.get("min_value") is not None:
+            low = float(accepted["min_value"])
+            minimum = low if minimum is None else max(minimum, low)
+        if accepted.get("max_value") is not None:
+            maximum = float(accepted["max_value"])
+    return minimum, maximum
 
 
 def _accepted_values(test: dict[str, Any] | None) -> tuple[str, ...] | None:

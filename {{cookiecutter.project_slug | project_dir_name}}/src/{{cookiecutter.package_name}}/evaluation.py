@@ -4,10 +4,15 @@ The tests are of four kinds, each a named :class:`Check` with a reason:
 
 * thresholds on held-out metrics (``gate.min_precision``, ``gate.min_roc_auc``); precision of the
   positive class is the headline;
-* behaviour: invariance (the id and the sensitive attributes never change a prediction), directional
-  expectations and minimum-functionality cases from ``evaluate`` in params.yaml;
+* behaviour: invariance (the id and the sensitive attributes are not model inputs, and shuffling
+  them moves no prediction), directional expectations and minimum-functionality cases from
+  ``evaluate`` in params.yaml;
 * slices and fairness on each sensitive attribute: per-slice precision, demographic-parity and
   equalized-odds differences (fairlearn) within ``gate`` bounds;
+
+A check with nothing to judge (no sensitive column, no slice large enough, no expectation listed)
+is *not assessed*, with the reason: never "passed". Whether that blocks promotion is the gate's
+call (``gate.block_not_assessed``).
 * the current ``champion`` scored on the same held-out rows: the candidate may trail it by at most
   ``gate.tolerance``.
 
@@ -21,7 +26,7 @@ import json
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -46,19 +51,42 @@ METRICS_FILE = "metrics.json"
 PERMUTATION_ROWS = 1_000
 # A directional violation is a probability that moves the wrong way by more than this.
 DIRECTION_SLACK = 0.01
+# Rates are compared and printed to this many decimals (0.1%).
+RATE_DIGITS = 3
 
 
 class EvaluationRefusedError(RuntimeError):
     """The model cannot be evaluated as asked (no run to evaluate, data changed since training)."""
 
 
+CheckStatus = Literal["pass", "fail", "not_assessed"]
+
+
 @dataclass(frozen=True)
 class Check:
-    """One post-train test: its name, whether it passed, and why, in a sentence."""
+    """One post-train test: its name, its verdict, and why, in a sentence.
+
+    ``not_assessed`` means there was nothing to judge; `detail` says why.
+    """
 
     name: str
-    passed: bool
+    status: CheckStatus
     detail: str
+
+    @property
+    def passed(self) -> bool:
+        """True only for a check that was assessed and held."""
+        return self.status == "pass"
+
+    @classmethod
+    def judged(cls, name: str, *, passed: bool, detail: str) -> Check:
+        """A check that was assessed: it passed or it failed."""
+        return cls(name, "pass" if passed else "fail", detail)
+
+    @classmethod
+    def not_assessed(cls, name: str, reason: str) -> Check:
+        """A check with nothing to judge, and the reason."""
+        return cls(name, "not_assessed", reason)
 
 
 @dataclass(frozen=True)
@@ -113,8 +141,8 @@ def threshold_checks(metrics: Mapping[str, float], gate: GateParams) -> list[Che
     for metric, minimum in (("precision", gate.min_precision), ("roc_auc", gate.min_roc_auc)):
         value = metrics[metric]
         checks.append(
-            Check(
-                name=f"threshold.{metric}",
+            Check.judged(
+                f"threshold.{metric}",
                 passed=value >= minimum,
                 detail=f"held-out {metric} {value:.3f} (minimum {minimum:.3f})",
             )
@@ -129,20 +157,37 @@ def invariance_check(
     positive_class: str,
     seed: int,
 ) -> Check:
-    """Shuffling the id, the sensitive attributes and the column order changes no prediction."""
-    rng = np.random.default_rng(seed)
-    changed = frame.copy()
+    """The id and the sensitive attributes never change a prediction.
+
+    Two tests, each able to fail: the fitted pipeline's input columns (``feature_names_in_``)
+    must exclude them; and the held-out rows scored with *every* column of the feature table,
+    then again with the id and the sensitive attributes shuffled, must get the same
+    probabilities (a pipeline that picks a sensitive column by name would move).
+    """
     ignored = [contract.id_column, *contract.sensitive_columns]
+    inputs = [str(name) for name in getattr(model, "feature_names_in_", ())]
+    leaked = [name for name in ignored if name in inputs]
+    if leaked:
+        return Check.judged(
+            "behaviour.invariance",
+            passed=False,
+            detail=f"the model reads {', '.join(leaked)}, which must never be model inputs",
+        )
+    whole = frame[[name for name in contract.column_names if name != contract.label_column]]
+    shuffled = whole.copy()
+    rng = np.random.default_rng(seed)
     for column in ignored:
-        changed[column] = rng.permutation(changed[column].to_numpy())
-    changed = changed[list(reversed(changed.columns))]
-    before = positive_probability(model, model_input(frame, contract), positive_class)
-    after = positive_probability(model, model_input(changed, contract), positive_class)
+        shuffled[column] = rng.permutation(shuffled[column].to_numpy())
+    before = positive_probability(model, whole, positive_class)
+    after = positive_probability(model, shuffled, positive_class)
     moved = int((np.abs(before - after) > 1e-12).sum())  # noqa: PLR2004 (float equality)
-    return Check(
-        name="behaviour.invariance",
+    return Check.judged(
+        "behaviour.invariance",
         passed=moved == 0,
-        detail=f"{moved} of {len(frame)} predictions moved when {', '.join(ignored)} were shuffled",
+        detail=(
+            f"not model inputs: {', '.join(ignored)}; {moved} of {len(frame)} predictions moved "
+            "when they were shuffled"
+        ),
     )
 
 
@@ -154,6 +199,12 @@ def directional_checks(
     params: EvaluateParams,
 ) -> list[Check]:
     """Each ``evaluate.directional`` expectation, on every held-out row."""
+    if not params.directional:
+        return [
+            Check.not_assessed(
+                "behaviour.directional", "evaluate.directional lists no expectation to test"
+            )
+        ]
     features = model_input(frame, contract)
     before = positive_probability(model, features, positive_class)
     checks = []
@@ -162,15 +213,18 @@ def directional_checks(
         changed[expectation.feature] = changed[expectation.feature] + expectation.change
         after = positive_probability(model, changed, positive_class)
         moved = after - before if expectation.expect == "not_more_likely" else before - after
-        rate = float((moved > DIRECTION_SLACK).mean())
+        wrong = int((moved > DIRECTION_SLACK).sum())
+        # Compared at the precision it is printed with: "5.0% (at most 5.0%)" is a pass.
+        rate = round(wrong / len(frame), RATE_DIGITS)
+        allowed = round(params.max_violation_rate, RATE_DIGITS)
         checks.append(
-            Check(
-                name=f"behaviour.directional.{expectation.feature}",
-                passed=rate <= params.max_violation_rate,
+            Check.judged(
+                f"behaviour.directional.{expectation.feature}",
+                passed=rate <= allowed,
                 detail=(
                     f"{expectation.feature} {expectation.change:+g}: {positive_class!r} "
-                    f"{expectation.expect.replace('_', ' ')}; {rate:.1%} of rows moved the wrong "
-                    f"way (at most {params.max_violation_rate:.1%})"
+                    f"{expectation.expect.replace('_', ' ')}; {wrong} of {len(frame)} rows "
+                    f"({rate:.1%}) moved the wrong way (at most {allowed:.1%})"
                 ),
             )
         )
@@ -191,6 +245,8 @@ def minimum_functionality_checks(
     model: Pipeline, frame: pd.DataFrame, contract: FeatureContract, params: EvaluateParams
 ) -> list[Check]:
     """Each hand-made ``evaluate.cases`` customer must get the label it expects."""
+    if not params.cases:
+        return [Check.not_assessed("behaviour.cases", "evaluate.cases lists no case to test")]
     base = typical_row(frame, contract)
     checks = []
     for case in params.cases:
@@ -199,8 +255,8 @@ def minimum_functionality_checks(
             row[column] = value if column in contract.categorical_features else float(value or 0)
         predicted = str(model.predict(row)[0])
         checks.append(
-            Check(
-                name=f"behaviour.case.{case.name}",
+            Check.judged(
+                f"behaviour.case.{case.name}",
                 passed=predicted == case.expect,
                 detail=f"{case.name}: predicted {predicted!r}, expected {case.expect!r}",
             )
@@ -265,22 +321,35 @@ def slice_report(
             for group, values in slices.items()
             if values["count"] >= params.evaluate.min_slice_size
         }
-        weakest = min(gated, key=lambda group: gated[group]["precision"]) if gated else None
-        checks.append(
-            Check(
-                name=f"slices.{attribute}.min_precision",
-                passed=weakest is None or gated[weakest]["precision"] >= gate.min_slice_precision,
-                detail=(
-                    f"weakest {attribute} slice {weakest!r}: precision "
-                    f"{gated[weakest]['precision']:.3f} (minimum {gate.min_slice_precision:.3f})"
-                    if weakest is not None
-                    else f"no {attribute} slice has {params.evaluate.min_slice_size} rows"
-                ),
+        if gated:
+            weakest = min(gated, key=lambda group: gated[group]["precision"])
+            checks.append(
+                Check.judged(
+                    f"slices.{attribute}.min_precision",
+                    passed=gated[weakest]["precision"] >= gate.min_slice_precision,
+                    detail=(
+                        f"weakest {attribute} slice {weakest!r}: precision "
+                        f"{gated[weakest]['precision']:.3f} (minimum "
+                        f"{gate.min_slice_precision:.3f})"
+                    ),
+                )
             )
-        )
+        else:
+            checks.append(
+                Check.not_assessed(
+                    f"slices.{attribute}.min_precision",
+                    f"no {attribute} slice has {params.evaluate.min_slice_size} held-out rows "
+                    "(evaluate.min_slice_size)",
+                )
+            )
+        if len(slices) < 2:  # noqa: PLR2004 (a difference needs two groups)
+            reason = f"the held-out rows hold {len(slices)} {attribute} group(s): none to compare"
+            checks.append(Check.not_assessed(f"fairness.{attribute}.demographic_parity", reason))
+            checks.append(Check.not_assessed(f"fairness.{attribute}.equalized_odds", reason))
+            continue
         checks.append(
-            Check(
-                name=f"fairness.{attribute}.demographic_parity",
+            Check.judged(
+                f"fairness.{attribute}.demographic_parity",
                 passed=parity <= gate.max_demographic_parity_difference,
                 detail=(
                     f"demographic-parity difference {parity:.3f} "
@@ -289,13 +358,21 @@ def slice_report(
             )
         )
         checks.append(
-            Check(
-                name=f"fairness.{attribute}.equalized_odds",
+            Check.judged(
+                f"fairness.{attribute}.equalized_odds",
                 passed=odds <= gate.max_equalized_odds_difference,
                 detail=(
                     f"equalized-odds difference {odds:.3f} "
                     f"(maximum {gate.max_equalized_odds_difference:.3f})"
                 ),
+            )
+        )
+    if not contract.sensitive_columns:
+        checks.append(
+            Check.not_assessed(
+                "fairness",
+                "the contract marks no column `meta.role: sensitive`: slices and fairness were "
+                "not assessed",
             )
         )
     return report, checks
@@ -306,16 +383,19 @@ def champion_check(
 ) -> Check:
     """The candidate's headline metric may trail the champion's by at most `tolerance`."""
     if champion.version is None:
-        return Check("champion.comparison", passed=True, detail="no champion yet: nothing to beat")
+        # A rule, not a gap: the first model that passes its other checks becomes champion.
+        return Check.judged(
+            "champion.comparison", passed=True, detail="no champion yet: nothing to beat"
+        )
     if champion.error is not None:
-        return Check(
+        return Check.judged(
             "champion.comparison",
             passed=False,
             detail=f"champion v{champion.version} could not score the held-out rows: "
             f"{champion.error}",
         )
     ours, theirs = metrics[HEADLINE], champion.metrics[HEADLINE]
-    return Check(
+    return Check.judged(
         "champion.comparison",
         passed=ours >= theirs - tolerance,
         detail=(
@@ -481,8 +561,10 @@ def evaluate_model(
         "slices": slices,
         "champion": asdict(champion),
         "checks": [asdict(check) for check in checks],
-        "failed": [check.name for check in checks if not check.passed],
-        "passed": all(check.passed for check in checks),
+        "failed": [check.name for check in checks if check.status == "fail"],
+        "not_assessed": [check.name for check in checks if check.status == "not_assessed"],
+        # No assessed check failed; what the not-assessed ones mean is the gate's decision.
+        "passed": not any(check.status == "fail" for check in checks),
     }
 
 
@@ -549,13 +631,15 @@ def run_evaluation(
             {
                 "evaluation.passed": str(report["passed"]).lower(),
                 "evaluation.failed": ",".join(report["failed"]) or "none",
+                "evaluation.not_assessed": ",".join(report["not_assessed"]) or "none",
             }
         )
     logger.info(
-        "Held-out %s %.3f; %d checks, failed: %s",
+        "Held-out %s %.3f; %d checks, failed: %s; not assessed: %s",
         HEADLINE,
         report["metrics"][HEADLINE],
         len(report["checks"]),
         ", ".join(report["failed"]) or "none",
+        ", ".join(report["not_assessed"]) or "none",
     )
     return report

@@ -33,11 +33,14 @@ CHAMPION = "champion"
 HISTORY_TAG = "champion.history"  # on the registered model: JSON list of champion versions
 TAG_PASSED = "evaluation.passed"
 TAG_FAILED = "evaluation.failed"
+TAG_NOT_ASSESSED = "evaluation.not_assessed"
 TAG_CHECKS = "evaluation.checks"
 TAG_PRECISION = "evaluation.precision"
 TAG_COMPARED_WITH = "champion.compared_version"
 TAG_CHAMPION_PRECISION = "champion.precision"
 NONE = "none"
+# How each verdict is written in the `evaluation.checks` tag.
+CHECK_MARKS = {"pass": "pass", "fail": "FAIL", "not_assessed": "n/a"}
 
 
 class RegistryError(RuntimeError):
@@ -87,9 +90,9 @@ def version_tags(run_tags: Mapping[str, str], report: Mapping[str, Any]) -> dict
         {
             TAG_PASSED: str(report["passed"]).lower(),
             TAG_FAILED: ",".join(report["failed"]) or NONE,
+            TAG_NOT_ASSESSED: ",".join(report["not_assessed"]) or NONE,
             TAG_CHECKS: ";".join(
-                f"{check['name']}={'pass' if check['passed'] else 'FAIL'}"
-                for check in report["checks"]
+                f"{check['name']}={CHECK_MARKS[check['status']]}" for check in report["checks"]
             ),
             TAG_PRECISION: f"{report['metrics']['precision']:.6f}",
             TAG_COMPARED_WITH: champion["version"] or NONE,
@@ -158,7 +161,11 @@ def register(settings: Settings) -> ModelVersion:
 
 
 def promotion_reasons(
-    challenger_tags: Mapping[str, str], champion: str | None, tolerance: float
+    challenger_tags: Mapping[str, str],
+    champion: str | None,
+    tolerance: float,
+    *,
+    block_not_assessed: bool = False,
 ) -> list[str]:
     """Why the challenger may not become champion (an empty list means it may).
 
@@ -166,6 +173,8 @@ def promotion_reasons(
         challenger_tags: The challenger version's tags (test results, the comparison).
         champion: The current champion version, or None for the first model.
         tolerance: How far the challenger's precision may trail the champion's.
+        block_not_assessed: Refuse a challenger with checks that had nothing to judge
+            (``gate.block_not_assessed``).
     """
     reasons = []
     if challenger_tags.get(TAG_PASSED) != "true":
@@ -176,6 +185,11 @@ def promotion_reasons(
             f"failed check {entry.split('=')[0]}"
             for entry in checks.split(";")
             if entry.endswith("=FAIL")
+        )
+    not_assessed = not_assessed_checks(challenger_tags)
+    if block_not_assessed and not_assessed:
+        reasons.append(
+            f"checks not assessed: {', '.join(not_assessed)} (gate.block_not_assessed is true)"
         )
     if champion is not None:
         compared = challenger_tags.get(TAG_COMPARED_WITH, NONE)
@@ -193,6 +207,12 @@ def promotion_reasons(
                     f"beyond the tolerance {tolerance:.3f}"
                 )
     return reasons
+
+
+def not_assessed_checks(tags: Mapping[str, str]) -> list[str]:
+    """The checks of a version that had nothing to judge (from its tags)."""
+    value = tags.get(TAG_NOT_ASSESSED, NONE)
+    return [] if value == NONE else value.split(",")
 
 
 def champion_history(client: MlflowClient, name: str) -> list[str]:
@@ -221,9 +241,24 @@ def promote(settings: Settings, params: Params) -> str:
         logger.info("%s v%s is already %s", name, challenger, CHAMPION)
         return challenger
     tags = client.get_model_version(name, challenger).tags
-    reasons = promotion_reasons(tags, champion, params.gate.tolerance)
+    reasons = promotion_reasons(
+        tags,
+        champion,
+        params.gate.tolerance,
+        block_not_assessed=params.gate.block_not_assessed,
+    )
     if reasons:
         raise PromotionRefusedError(challenger, reasons)
+    unjudged = not_assessed_checks(tags)
+    if unjudged:
+        logger.warning(
+            "Promoting %s v%s although %d check(s) were NOT ASSESSED: %s "
+            "(set gate.block_not_assessed: true to refuse such models)",
+            name,
+            challenger,
+            len(unjudged),
+            ", ".join(unjudged),
+        )
     _move_champion(client, name, challenger, [*champion_history(client, name), challenger])
     client.set_model_version_tag(name, challenger, "promoted_at", _now())
     logger.info("%s v%s is now %s (was %s)", name, challenger, CHAMPION, champion or "none")
@@ -293,6 +328,7 @@ def lineage(settings: Settings, reference: str) -> dict[str, Any]:
         "tests": {
             "passed": tags.get(TAG_PASSED),
             "failed": tags.get(TAG_FAILED),
+            "not_assessed": tags.get(TAG_NOT_ASSESSED),
             "checks": tags.get(TAG_CHECKS, "").split(";") if tags.get(TAG_CHECKS) else [],
         },
         "metrics": {
@@ -302,12 +338,12 @@ def lineage(settings: Settings, reference: str) -> dict[str, Any]:
 
 
 def _version_of_run(client: MlflowClient, name: str, run_id: str) -> ModelVersion | None:
-    from mlflow.exceptions import MlflowException  # noqa: PLC0415
+    """The version that already holds `run_id`, or None.
 
-    try:
-        found = client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
-    except MlflowException:
-        return None
+    Any registry error propagates: answering "not registered yet" to a failed search would
+    register the same run twice.
+    """
+    found = client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
     return found[0] if found else None
 
 

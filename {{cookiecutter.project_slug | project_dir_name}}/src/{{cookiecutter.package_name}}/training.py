@@ -4,10 +4,13 @@ The pipeline is the contract's features in, a label out: numeric features are im
 scaled, categorical ones imputed and one-hot encoded (categories unseen in training are ignored),
 then the estimator chosen in ``train.estimator``. The id and the sensitive attributes are never
 model inputs. Everything random is seeded from ``train.seed``: the same data and parameters give
-the same model.
+the same model. Estimators that take monotonic constraints (the two tree ensembles, on a binary
+label) get one per feature of ``evaluate.directional``: the direction the post-train tests check
+is a fact about the domain, so the model is fitted to respect it instead of merely tested for it.
 
 :func:`run_training` is the step as a whole: refuse data that failed validation (and a dirty tree
-outside ``local``), train, and record the run in MLflow with its lineage.
+outside ``local``), train, and record the run in MLflow with its lineage, its contract and the
+reference profile that monitoring compares production with.
 """
 
 from __future__ import annotations
@@ -19,8 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
+from .monitoring.reference import build_reference_profile, log_reference_profile
 from .provenance import (
     TAG_DATA_VERSION,
     TAG_DBT_INVOCATION,
@@ -31,12 +36,12 @@ from .provenance import (
 from .tracking import CONTRACT_ARTIFACT, connect, ensure_experiment, log_sklearn_model
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
 
     from sklearn.base import ClassifierMixin
     from sklearn.pipeline import Pipeline
 
-    from .config import GridValue, Params, Settings, TrainParams
+    from .config import EvaluateParams, GridValue, Params, Settings, TrainParams
     from .contract import FeatureContract
 
 logger = logging.getLogger(__name__)
@@ -167,6 +172,55 @@ def model_input(frame: pd.DataFrame, contract: FeatureContract) -> pd.DataFrame:
     return frame[contract.feature_columns]
 
 
+def monotonic_constraints(
+    evaluate: EvaluateParams, classes: Sequence[str], positive_class: str
+) -> dict[str, int]:
+    """The monotonic constraint per feature implied by ``evaluate.directional``.
+
+    scikit-learn constrains the probability of ``classes_[1]`` (of a binary label; the classes
+    sorted): +1 may only rise with the feature, -1 only fall. ``not_more_likely`` for the
+    positive class after a positive ``change`` means its probability must not rise: -1 on the
+    positive class, flipped when the positive class is ``classes_[0]`` or the change is negative.
+
+    Returns:
+        Feature name to -1 or +1; empty for a label that is not binary (scikit-learn supports no
+        monotonic constraints there) or when there are no expectations. A feature whose
+        expectations contradict each other is left unconstrained (the tests will report it).
+    """
+    if len(classes) != 2 or not evaluate.directional:  # noqa: PLR2004 (binary)
+        if evaluate.directional:
+            logger.warning("%d classes: directional expectations are not constraints", len(classes))
+        return {}
+    towards_positive = 1 if positive_class == sorted(classes)[1] else -1
+    signs: dict[str, set[int]] = {}
+    for expectation in evaluate.directional:
+        if expectation.change == 0:
+            continue
+        direction = 1 if expectation.expect == "not_less_likely" else -1
+        step = 1 if expectation.change > 0 else -1
+        signs.setdefault(expectation.feature, set()).add(direction * step * towards_positive)
+    return {feature: next(iter(sign)) for feature, sign in signs.items() if len(sign) == 1}
+
+
+def constrain_monotonic(
+    pipeline: Pipeline, features: pd.DataFrame, constraints: Mapping[str, int]
+) -> Pipeline:
+    """Give the pipeline's estimator `constraints`, if it takes ``monotonic_cst``.
+
+    The estimator sees the preprocessed columns (numeric features keep their names, one-hot
+    columns are added after them), so the constraint array is aligned to the preprocessing's
+    output for `features`, the rows the pipeline is about to be fitted on. Scaling and imputation
+    are increasing, so a constraint on a scaled column is one on the raw feature.
+    """
+    from sklearn.base import clone  # noqa: PLC0415
+
+    if not constraints or "monotonic_cst" not in pipeline["model"].get_params():
+        return pipeline
+    names = clone(pipeline["preprocess"]).fit(features).get_feature_names_out()
+    pipeline.set_params(model__monotonic_cst=[constraints.get(str(name), 0) for name in names])
+    return pipeline
+
+
 def build_estimator(name: str, hyperparameters: Mapping[str, Any], seed: int) -> ClassifierMixin:
     """The scikit-learn classifier called `name`, seeded where it draws random numbers."""
     from sklearn.ensemble import (  # noqa: PLC0415
@@ -213,21 +267,35 @@ def build_pipeline(
     )
 
 
-def fit_model(split: Split, contract: FeatureContract, params: TrainParams) -> TrainedModel:
-    """Fit the configured pipeline, after a cross-validated grid search when switched on."""
+def fit_model(
+    split: Split,
+    contract: FeatureContract,
+    params: TrainParams,
+    monotonic: Mapping[str, int] | None = None,
+) -> TrainedModel:
+    """Fit the configured pipeline, after a cross-validated grid search when switched on.
+
+    `monotonic` (feature to -1/+1, see :func:`monotonic_constraints`) constrains the estimators
+    that support it; the others ignore it.
+    """
     hyperparameters = params.hyperparameters
     results: list[dict[str, Any]] = []
     if params.search.enabled and params.search.grid.get(params.estimator):
-        results = grid_search(split, contract, params)
+        results = grid_search(split, contract, params, monotonic)
         hyperparameters = results[0]["hyperparameters"]
         logger.info("Search picked %s", hyperparameters)
+    features = model_input(split.train, contract)
     pipeline = build_pipeline(contract, params.estimator, hyperparameters, params.seed)
-    pipeline.fit(model_input(split.train, contract), split.train[contract.label_column])
+    constrain_monotonic(pipeline, features, monotonic or {})
+    pipeline.fit(features, split.train[contract.label_column])
     return TrainedModel(pipeline=pipeline, hyperparameters=hyperparameters, search_results=results)
 
 
 def grid_search(
-    split: Split, contract: FeatureContract, params: TrainParams
+    split: Split,
+    contract: FeatureContract,
+    params: TrainParams,
+    monotonic: Mapping[str, int] | None = None,
 ) -> list[dict[str, Any]]:
     """Cross-validate every combination of ``train.search.grid``; best first (by precision).
 
@@ -235,11 +303,7 @@ def grid_search(
         One entry per candidate: ``hyperparameters`` and ``cv_precision`` (mean over folds).
     """
     from sklearn.metrics import make_scorer, precision_score  # noqa: PLC0415
-    from sklearn.model_selection import (  # noqa: PLC0415
-        ParameterGrid,
-        StratifiedKFold,
-        cross_val_score,
-    )
+    from sklearn.model_selection import ParameterGrid, StratifiedKFold  # noqa: PLC0415
 
     scorer = make_scorer(precision_score, pos_label=params.positive_class, zero_division=0)
     folds = StratifiedKFold(n_splits=params.search.cv_folds, shuffle=True, random_state=params.seed)
@@ -247,9 +311,15 @@ def grid_search(
     results = []
     for candidate in ParameterGrid(params.search.grid[params.estimator]):
         hyperparameters = {**params.hyperparameters, **candidate}
-        pipeline = build_pipeline(contract, params.estimator, hyperparameters, params.seed)
-        scores = cross_val_score(pipeline, features, labels, scoring=scorer, cv=folds)
-        results.append({"hyperparameters": hyperparameters, "cv_precision": float(scores.mean())})
+        scores = []
+        # cross_val_score, with the constraints aligned to each fold's preprocessing (a category
+        # missing from a fold changes the number of one-hot columns).
+        for fit_rows, score_rows in folds.split(features, labels):
+            pipeline = build_pipeline(contract, params.estimator, hyperparameters, params.seed)
+            constrain_monotonic(pipeline, features.iloc[fit_rows], monotonic or {})
+            pipeline.fit(features.iloc[fit_rows], labels.iloc[fit_rows])
+            scores.append(scorer(pipeline, features.iloc[score_rows], labels.iloc[score_rows]))
+        results.append({"hyperparameters": hyperparameters, "cv_precision": float(np.mean(scores))})
     # Stable sort: ties keep grid order, so the pick is deterministic.
     return sorted(results, key=lambda result: -result["cv_precision"])
 
@@ -305,6 +375,8 @@ def run_training(
             "'passed': data that fails validation never trains (run `make validate` and fix it)"
         )
     check_params_against_contract(params, contract)
+    # The recorded contract carries the validated value ranges: the service refuses the rest.
+    contract = contract.with_ranges(params.validation.ranges)
     tags = lineage_tags(settings.project_dir, params, data_tags)
     refuse_dirty_outside_local(tags, settings.environment)
     client = connect(settings)
@@ -324,7 +396,9 @@ def run_training(
                 "n_test": len(split.test),
             }
         )
-        trained = fit_model(split, contract, params.train)
+        classes = sorted(str(label) for label in split.train[contract.label_column].unique())
+        monotonic = monotonic_constraints(params.evaluate, classes, params.train.positive_class)
+        trained = fit_model(split, contract, params.train, monotonic)
         for index, result in enumerate(trained.search_results):
             with mlflow.start_run(
                 experiment_id=experiment_id, nested=True, run_name=f"candidate-{index}"
@@ -332,6 +406,8 @@ def run_training(
                 mlflow.log_params(result["hyperparameters"])
                 mlflow.log_metric("cv_precision", result["cv_precision"])
         mlflow.log_params({f"model.{key}": value for key, value in trained.hyperparameters.items()})
+        if "monotonic_cst" in trained.pipeline["model"].get_params():
+            mlflow.log_param("model.monotonic", json.dumps(monotonic, sort_keys=True))
         metrics = training_metrics(
             trained.pipeline, split.train, contract, params.train.positive_class
         )
@@ -339,6 +415,18 @@ def run_training(
             metrics["cv_precision"] = trained.search_results[0]["cv_precision"]
         mlflow.log_metrics(metrics)
         mlflow.log_text(contract.to_json(), CONTRACT_ARTIFACT)
+        # What monitoring compares production with: this model on its own held-out rows.
+        log_reference_profile(
+            build_reference_profile(
+                split.test,
+                trained.pipeline,
+                contract,
+                params.train.positive_class,
+                bins=params.monitor.bins,
+                model_name=settings.model_name,
+                run_id=run.info.run_id,
+            )
+        )
         mlflow.log_dict(params.model_dump(mode="json"), "params.json")
         mlflow.log_dict(
             {contract.id_column: [int(value) for value in split.test[contract.id_column]]},

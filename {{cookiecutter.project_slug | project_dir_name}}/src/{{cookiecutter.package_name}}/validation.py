@@ -119,6 +119,8 @@ def build_expectations(contract: FeatureContract, params: ValidationParams) -> l
     import great_expectations.expectations as gxe  # noqa: PLC0415 (slow import)
 
     _check_params_against_contract(contract, params)
+    # One set of bounds per column: the contract's (non_negative, accepted_range) and the ranges.
+    contract = contract.with_ranges(params.ranges)
     shares = [share_column(contract.label_column, value) for value in params.label_share]
     expectations: list[Any] = [
         gxe.ExpectTableColumnsToMatchOrderedList(column_list=contract.column_names + shares),
@@ -145,10 +147,12 @@ def build_expectations(contract: FeatureContract, params: ValidationParams) -> l
                     column=column.name, value_set=list(column.accepted_values)
                 )
             )
-    for name, (low, high) in params.ranges.items():
-        expectations.append(
-            gxe.ExpectColumnValuesToBeBetween(column=name, min_value=low, max_value=high)
-        )
+        if column.minimum is not None or column.maximum is not None:
+            expectations.append(
+                gxe.ExpectColumnValuesToBeBetween(
+                    column=column.name, min_value=column.minimum, max_value=column.maximum
+                )
+            )
     for value, (low, high) in params.label_share.items():
         expectations.append(
             gxe.ExpectColumnMeanToBeBetween(

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 
 def _postgres_settings(project: Path, schema: str) -> Settings:
     if importlib.util.find_spec("dbt.adapters.postgres") is None:
-        pytest.skip("dbt-postgres is not installed (uv sync --extra postgres)")
+        pytest.skip("dbt-postgres is not installed (make setup EXTRAS=postgres)")
     import psycopg2  # noqa: PLC0415
 
     settings = Settings(project_dir=project, dbt_target="postgres", postgres_schema=schema)

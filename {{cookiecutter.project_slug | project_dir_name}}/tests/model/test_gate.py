@@ -1,13 +1,17 @@
 """The post-train checks and the promotion rule, on fitted pipelines but without MLflow."""
 
+import numpy as np
+import pandas as pd
 import pytest
 
+from {{ cookiecutter.package_name }}.config import DirectionalExpectation
 from {{ cookiecutter.package_name }}.evaluation import (
     ChampionComparison,
     champion_check,
     directional_checks,
     invariance_check,
     minimum_functionality_checks,
+    slice_report,
     threshold_checks,
 )
 from {{ cookiecutter.package_name }}.registry import (
@@ -15,6 +19,7 @@ from {{ cookiecutter.package_name }}.registry import (
     TAG_CHECKS,
     TAG_COMPARED_WITH,
     TAG_FAILED,
+    TAG_NOT_ASSESSED,
     TAG_PASSED,
     TAG_PRECISION,
     promotion_reasons,
@@ -39,6 +44,97 @@ def backwards(contract, table):
 def test_the_id_and_the_sensitive_attribute_never_change_a_prediction(sensible, contract, table):
     check = invariance_check(sensible, table, contract, "good", seed=1)
     assert check.passed, check.detail
+
+
+def test_a_model_that_reads_a_sensitive_attribute_fails_the_invariance_check(contract, table):
+    as_feature = contract.model_copy(
+        update={
+            "columns": tuple(
+                column.model_copy(update={"role": "feature"})
+                if column.name == "age_band"
+                else column
+                for column in contract.columns
+            )
+        }
+    )
+    pipeline = build_pipeline(as_feature, "logistic_regression", {}, seed=0)
+    leaning = table["age_band"].map({"18-34": "bad"}).fillna(table["label"])
+    pipeline.fit(model_input(table, as_feature), leaning)
+    check = invariance_check(pipeline, table, contract, "good", seed=1)
+    assert not check.passed
+    assert "reads age_band" in check.detail
+
+
+class ScoresByAgeBand:
+    """A model that picks the sensitive column by name without declaring its inputs."""
+
+    classes_ = np.array(["bad", "good"])
+
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        good = np.where(frame["age_band"] == "18-34", 0.2, 0.8)
+        return np.column_stack([1 - good, good])
+
+
+def test_shuffling_the_sensitive_attribute_catches_a_model_that_uses_it(contract, table):
+    check = invariance_check(ScoresByAgeBand(), table, contract, "good", seed=1)
+    assert not check.passed
+    assert "predictions moved" in check.detail
+
+
+class PaysLateAboveNinetyNine:
+    """P(good) rises by 0.02 once the payment delay passes 99 days: the wrong direction."""
+
+    classes_ = np.array(["bad", "good"])
+
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        good = 0.5 + 0.02 * (frame["avg_payment_delay_days"].to_numpy() > 99)
+        return np.column_stack([1 - good, good])
+
+
+def test_a_violation_rate_is_judged_at_the_precision_it_is_printed(contract, table, params):
+    table = pd.concat([table, table.head(450)], ignore_index=True)  # 1,250 rows
+    table["avg_payment_delay_days"] = 0.0
+    table.loc[:62, "avg_payment_delay_days"] = 99.0  # 63 of 1,250 rows: 5.04%, printed 5.0%
+    evaluate = params.evaluate.model_copy(
+        update={
+            "max_violation_rate": 0.05,
+            "directional": (
+                DirectionalExpectation(
+                    feature="avg_payment_delay_days", change=5, expect="not_more_likely"
+                ),
+            ),
+        }
+    )
+    (check,) = directional_checks(PaysLateAboveNinetyNine(), table, contract, "good", evaluate)
+    assert "63 of 1250 rows (5.0%)" in check.detail
+    assert "at most 5.0%" in check.detail
+    assert check.passed, check.detail
+    table.loc[:70, "avg_payment_delay_days"] = 99.0  # 71 rows: 5.7%
+    (check,) = directional_checks(PaysLateAboveNinetyNine(), table, contract, "good", evaluate)
+    assert not check.passed
+
+
+def test_nothing_to_judge_is_not_assessed_never_passed(sensible, contract, table, params):
+    tiny_slices = params.model_copy(
+        update={"evaluate": params.evaluate.model_copy(update={"min_slice_size": 10_000})}
+    )
+    _, checks = slice_report(sensible, table, contract, "good", tiny_slices)
+    by_name = {check.name: check for check in checks}
+    assert by_name["slices.age_band.min_precision"].status == "not_assessed"
+    assert "10000 held-out rows" in by_name["slices.age_band.min_precision"].detail
+
+    no_sensitive = contract.model_copy(
+        update={"columns": tuple(c for c in contract.columns if c.role != "sensitive")}
+    )
+    _, checks = slice_report(sensible, table, no_sensitive, "good", params)
+    assert [(check.name, check.status) for check in checks] == [("fairness", "not_assessed")]
+
+    nothing_listed = params.evaluate.model_copy(update={"directional": (), "cases": ()})
+    checks = [
+        *directional_checks(sensible, table, contract, "good", nothing_listed),
+        *minimum_functionality_checks(sensible, table, contract, nothing_listed),
+    ]
+    assert [check.status for check in checks] == ["not_assessed", "not_assessed"]
 
 
 def test_directional_and_minimum_functionality_tests_pass_a_sensible_model(
@@ -111,3 +207,13 @@ def test_every_reason_to_refuse_is_listed():
     assert any("champion is now v2" in reason for reason in reasons)
     worse = {**PASSING, TAG_PRECISION: "0.700000"}
     assert any("worse than champion" in r for r in promotion_reasons(worse, "1", 0.01))
+
+
+def test_not_assessed_checks_block_promotion_only_when_the_gate_says_so():
+    unjudged = {**PASSING, TAG_NOT_ASSESSED: "fairness,slices.age_band.min_precision"}
+    assert promotion_reasons(unjudged, champion="1", tolerance=0.01) == []
+    reasons = promotion_reasons(unjudged, champion="1", tolerance=0.01, block_not_assessed=True)
+    assert reasons == [
+        "checks not assessed: fairness, slices.age_band.min_precision "
+        "(gate.block_not_assessed is true)"
+    ]

@@ -6,11 +6,17 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INTERNAL_ERROR
 from typer.testing import CliRunner
 
 from {{ cookiecutter.package_name }}.cli import app
 from {{ cookiecutter.package_name }}.config import Params, Settings, get_settings
 from {{ cookiecutter.package_name }}.evaluation import run_evaluation
+from {{ cookiecutter.package_name }}.monitoring.reference import (
+    ReferenceMissingError,
+    recorded_reference,
+)
 from {{ cookiecutter.package_name }}.provenance import (
     LINEAGE_TAGS,
     TAG_DATA_VERSION,
@@ -225,3 +231,43 @@ def test_register_refuses_a_run_that_was_not_evaluated(settings, params, table, 
     with pytest.raises(RegistryError, match="make evaluate"):
         register(settings)
     assert alias_version(client(settings), settings.model_name, CHALLENGER) == "1"
+
+
+def test_a_registry_error_while_looking_for_the_run_never_registers_it_twice(
+    settings, params, table, contract, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = candidate(settings, params, table, contract)
+
+    def locked(*_args: object, **_kwargs: object) -> None:
+        raise MlflowException("database is locked", error_code=INTERNAL_ERROR)
+
+    monkeypatch.setattr(MlflowClient, "search_model_versions", locked)
+    with pytest.raises(MlflowException, match="database is locked"):
+        register(settings)  # the same run as v1: a failed search must not read as "not yet"
+    monkeypatch.undo()
+    versions = client(settings).search_model_versions(f"name = '{settings.model_name}'")
+    assert [version.version for version in versions] == [int(first["version"])]
+
+
+def test_each_version_carries_the_reference_profile_recorded_at_training(
+    settings, params, table, contract, project: Path
+) -> None:
+    first = candidate(settings, params, table, contract)
+    recorded = recorded_reference(settings, first["version"])
+    assert recorded.run_id == first["run"].run_id
+    assert recorded.model_version == first["version"]
+    assert recorded.n_rows == round(len(table) * params.train.test_size)
+    assert set(recorded.numeric) == set(contract.numeric_features)
+
+    # A retrain on other rows records its own reference; the first version's stays as it was.
+    second = candidate(settings, params, table, contract, train_on=table.head(600))
+    assert recorded_reference(settings, second["version"]).n_rows == 150
+    assert recorded_reference(settings, first["version"]) == recorded
+
+    # A version whose run lacks the profile is refused with the fix, never rebuilt from today.
+    recorded_files = list(project.rglob(f"{first['run'].run_id}/artifacts/monitoring/*.json"))
+    assert recorded_files
+    for path in recorded_files:
+        path.unlink()
+    with pytest.raises(ReferenceMissingError, match="make all"):
+        recorded_reference(settings, first["version"])

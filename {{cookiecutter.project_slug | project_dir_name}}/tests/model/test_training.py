@@ -11,6 +11,7 @@ from {{ cookiecutter.package_name }}.training import (
     fit_model,
     grid_search,
     model_input,
+    monotonic_constraints,
     split_table,
     training_metrics,
 )
@@ -128,3 +129,46 @@ def test_mlflow_settings_default_to_the_project(tmp_path: Path) -> None:
     assert settings.experiment_name == settings.model_name
     remote = Settings(project_dir=tmp_path, mlflow_artifact_root="s3://bucket/mlflow")
     assert remote.mlflow_artifact_root == "s3://bucket/mlflow"
+
+
+def test_directional_expectations_become_monotonic_constraints(params: Params) -> None:
+    directional = [
+        {"feature": "return_rate", "change": 0.1, "expect": "not_more_likely"},
+        {"feature": "tenure_days", "change": -30, "expect": "not_more_likely"},
+        {"feature": "n_orders", "change": 1, "expect": "not_less_likely"},
+        {"feature": "max_amount", "change": 1, "expect": "not_less_likely"},
+        {"feature": "max_amount", "change": 1, "expect": "not_more_likely"},
+    ]
+    evaluate = type(params.evaluate).model_validate({"directional": directional})
+    # scikit-learn constrains classes_[1] ("good" of the sorted ["bad", "good"]).
+    assert monotonic_constraints(evaluate, ["good", "bad"], "good") == {
+        "return_rate": -1,
+        "tenure_days": 1,
+        "n_orders": 1,
+    }  # max_amount contradicts itself: left free
+    assert monotonic_constraints(evaluate, ["good", "bad"], "bad") == {
+        "return_rate": 1,
+        "tenure_days": -1,
+        "n_orders": -1,
+    }
+    assert monotonic_constraints(evaluate, ["a", "b", "c"], "a") == {}
+
+
+@pytest.mark.parametrize("estimator", ["random_forest", "hist_gradient_boosting"])
+def test_tree_ensembles_respect_the_directional_expectations(
+    contract, table, params: Params, estimator: str
+) -> None:
+    train_params = params.train.model_copy(update={"estimator": estimator})
+    split = split_table(table, contract, train_params)
+    constraints = monotonic_constraints(params.evaluate, ["bad", "good"], "good")
+    model = fit_model(split, contract, train_params, constraints).pipeline
+    names = list(model["preprocess"].get_feature_names_out())
+    assert len(model["model"].monotonic_cst) == len(names)
+    for feature, sign in constraints.items():
+        assert model["model"].monotonic_cst[names.index(feature)] == sign
+    features = model_input(split.test, contract)
+    for expectation in params.evaluate.directional:
+        changed = features.copy()
+        changed[expectation.feature] += expectation.change
+        moved = model.predict_proba(changed)[:, 1] - model.predict_proba(features)[:, 1]
+        assert (moved <= 1e-12).all()  # "good" never more likely: not one row

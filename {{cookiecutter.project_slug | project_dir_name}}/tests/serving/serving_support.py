@@ -35,6 +35,8 @@ def synthetic_table(contract: FeatureContract, n_rows: int = 600, seed: int = 0)
             continue
         if column.is_numeric:
             values = np.abs(rng.normal(10, 5, n_rows) + 3 * risk * rng.uniform(0.5, 1.5))
+            if column.maximum is not None:  # e.g. a rate in [0, 1]: scaled into its bounds
+                values = column.maximum * values / values.max()
             data[column.name] = np.round(values) if column.is_integer else values
         else:
             choices = list(column.accepted_values or ("a", "b", "c"))
@@ -151,12 +153,13 @@ def preloaded_state(
 
 
 def a_record(contract: FeatureContract, **changes: object) -> dict[str, object]:
-    """A valid request record for `contract` (first accepted value, 1.0 for numbers)."""
+    """A valid request record for `contract` (first accepted value; 3, 1.5 or the maximum)."""
     record: dict[str, object] = {}
     for name in contract.feature_columns:
         column = contract.column(name)
         if column.is_numeric:
-            record[name] = 3 if column.is_integer else 1.5
+            value = 3 if column.is_integer else 1.5
+            record[name] = value if column.maximum is None else min(value, column.maximum)
         else:
             record[name] = (column.accepted_values or ("a",))[0]
     record.update(changes)

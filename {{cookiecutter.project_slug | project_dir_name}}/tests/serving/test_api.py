@@ -7,6 +7,7 @@ from pydantic import ValidationError
 from serving_support import MODEL_NAME, Registry, a_record, preloaded_state, settings_for
 
 from {{ cookiecutter.package_name }}.config import ConfigError, Settings
+from {{ cookiecutter.package_name }}.serving import predlog
 from {{ cookiecutter.package_name }}.serving.app import create_app
 from {{ cookiecutter.package_name }}.serving.loader import CHAMPION, LoadedModel, frame_to_records
 from {{ cookiecutter.package_name }}.serving.predlog import read_prediction_log
@@ -96,6 +97,26 @@ def test_invocations_accepts_every_mlflow_format(client: TestClient, registry: R
         assert response.json() == {"predictions": expected}
 
 
+def test_invocations_accepts_csv_as_mlflows_scoring_server_does(
+    client: TestClient, registry: Registry
+) -> None:
+    records = [a_record(registry.contract), a_record(registry.contract, n_orders=40)]
+    expected = [
+        p["prediction"] for p in client.post("/predict", json=records).json()["predictions"]
+    ]
+    columns = list(records[0])
+    lines = [",".join(columns)] + [",".join(str(r[c]) for c in columns) for r in records]
+    body = "\n".join(lines) + "\n"
+    response = client.post("/invocations", content=body, headers={"content-type": "text/csv"})
+    assert response.status_code == 200, response.text
+    assert response.json() == {"predictions": expected}
+
+    broken = body.replace(",40,", ",forty,", 1)
+    refused = client.post("/invocations", content=broken, headers={"content-type": "text/csv"})
+    assert refused.status_code == 422
+    assert refused.json()["errors"][0]["field"] == "csv[1].n_orders"
+
+
 def test_metrics_are_prometheus_text(client: TestClient) -> None:
     client.post("/predict", json={"not": "valid"})
     text = client.get("/metrics").text
@@ -123,6 +144,26 @@ def test_docs_work_offline(client: TestClient) -> None:
     assert "fonts.googleapis" not in redoc.text
 
 
+def test_openapi_declares_the_api_key_only_where_it_is_checked(
+    registry: Registry, loaded: dict
+) -> None:
+    def security(document: dict) -> list:
+        operations = [op for path in document["paths"].values() for op in path.values()]
+        return [op["security"] for op in operations if "security" in op]
+
+    settings = settings_for(registry.folder, prediction_log_enabled=False)
+    with TestClient(create_app(settings, preloaded_state(settings, loaded))) as open_client:
+        document = open_client.get("/openapi.json").json()
+        assert security(document) == []
+        assert "securitySchemes" not in document.get("components", {})
+        assert "401" not in document["paths"]["/predict"]["post"]["responses"]
+    keyed = settings_for(registry.folder, api_key="s3cret-key", prediction_log_enabled=False)
+    with TestClient(create_app(keyed, preloaded_state(keyed, loaded))) as keyed_client:
+        document = keyed_client.get("/openapi.json").json()
+        assert len(security(document)) == 4  # /predict, /invocations, /model, /admin/reload
+        assert "401" in document["paths"]["/predict"]["post"]["responses"]
+
+
 def test_openapi_request_schema_follows_the_contract(
     client: TestClient, registry: Registry
 ) -> None:
@@ -140,6 +181,14 @@ def test_openapi_request_schema_follows_the_contract(
         if accepted:
             assert record["properties"][name]["enum"] == list(accepted)
     assert contract.label_column not in record["properties"]
+    for name in contract.numeric_features:  # the bounds the service enforces, declared
+        declared = record["properties"][name]
+        declared = declared["anyOf"][0] if "anyOf" in declared else declared  # nullable: T | None
+        column = contract.column(name)
+        assert declared.get("minimum") == column.minimum, name
+        assert declared.get("maximum") == column.maximum, name
+    invocations = document["paths"]["/invocations"]["post"]["requestBody"]["content"]
+    assert set(invocations) == {"application/json", "text/csv"}
 
 
 def test_predictions_are_logged_off_the_request_path(
@@ -161,6 +210,23 @@ def test_predictions_are_logged_off_the_request_path(
     for name in registry.contract.feature_columns:
         assert name in log.columns
     assert {"prediction", "score", "timestamp"} <= set(log.columns)
+
+
+def test_a_failed_log_write_is_counted_as_dropped(
+    registry: Registry, loaded: dict, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def disk_full(*_args: object, **_kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(predlog, "write_log_file", disk_full)
+    settings = settings_for(registry.folder, prediction_log_dir=tmp_path / "log")
+    app = create_app(settings, preloaded_state(settings, loaded))
+    with TestClient(app) as client:
+        record = a_record(registry.contract)
+        assert client.post("/predict", json=[record, record, record]).status_code == 200
+    # The app's shutdown flushed the queue: the failed write is counted, not lost silently.
+    assert app.state.prediction_log.failed_writes == 1
+    assert "prediction_log_dropped_total 3.0" in app.state.metrics.exposition().decode()
 
 
 def test_api_key_is_required_when_set(registry: Registry, loaded: dict) -> None:

@@ -56,6 +56,23 @@ def test_wrong_type(client: TestClient, registry: Registry, value: object) -> No
     assert body["errors"][0]["field"] == f"records[1].{name}"
 
 
+@pytest.mark.parametrize(
+    ("name", "value", "bound"),
+    [
+        ("n_orders", -5, "greater than or equal to 0"),
+        ("total_amount", -0.01, "greater than or equal to 0"),
+        ("return_rate", 7.0, "less than or equal to 1"),
+    ],
+)
+def test_a_value_outside_the_contracts_bounds_is_refused(
+    client: TestClient, registry: Registry, name: str, value: float, bound: str
+) -> None:
+    status, body = post(client, a_record(registry.contract, **{name: value}))
+    assert status == 422
+    assert body["errors"][0]["field"] == f"records[0].{name}"
+    assert bound in body["errors"][0]["message"]
+
+
 def test_unknown_field(client: TestClient, registry: Registry) -> None:
     status, body = post(client, a_record(registry.contract, colour="red"))
     assert status == 422

@@ -2,6 +2,7 @@
 
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from fastapi.testclient import TestClient
@@ -15,7 +16,7 @@ from serving_support import (
 )
 
 from {{ cookiecutter.package_name }}.serving.app import create_app
-from {{ cookiecutter.package_name }}.serving.loader import CHAMPION
+from {{ cookiecutter.package_name }}.serving.loader import CHALLENGER, CHAMPION
 from {{ cookiecutter.package_name }}.serving.predlog import read_prediction_log
 
 
@@ -78,6 +79,35 @@ def test_shadow_logs_the_challenger_without_returning_it(
     assert set(log[~log["shadow"]]["model_version"]) == {registry.champion}
 
 
+class BrokenPredictor:
+    """A challenger whose scoring raises (a model that loaded but cannot score)."""
+
+    classes = ("bad", "good")
+
+    def predict_proba(self, records: object) -> None:
+        raise ValueError(f"the challenger cannot score {records!r}")
+
+
+def test_a_failing_shadow_is_counted_and_the_champion_still_answers(
+    registry: Registry, loaded: dict, tmp_path
+) -> None:
+    settings = settings_for(
+        registry.folder, prediction_log_dir=tmp_path / "log", serving_shadow=True
+    )
+    state = preloaded_state(settings, loaded)
+    state.challenger = replace(loaded[CHALLENGER], predictor=BrokenPredictor())
+    app = create_app(settings, state)
+    with TestClient(app) as client:
+        response = client.post("/predict", json=[a_record(registry.contract)] * 2)
+        assert response.status_code == 200
+        assert response.json()["model"]["version"] == registry.champion
+    assert app.state.prediction_log.shadow_errors == 1
+    assert "shadow_errors_total 1.0" in app.state.metrics.exposition().decode()
+    log = read_prediction_log(tmp_path / "log")
+    assert len(log) == 2  # the champion's answers are logged; the failed shadow adds none
+    assert not log["shadow"].any()
+
+
 def test_canary_share_goes_to_the_challenger(registry: Registry, loaded: dict) -> None:
     record = a_record(registry.contract)
     for fraction, expected in ((1.0, registry.challenger), (0.0, registry.champion)):
@@ -113,6 +143,33 @@ def test_a_worker_accepts_requests_only_once_its_model_is_loaded(registry: Regis
     with TestClient(create_app(settings)) as client:
         assert client.get("/ready").status_code == 200
         assert client.post("/predict", json=a_record(registry.contract)).status_code == 200
+
+
+def test_without_a_champion_health_answers_at_once_and_ready_names_the_missing_step(
+    registry: Registry, tmp_path
+) -> None:
+    """The default startup wait (60 s) is for loading a model, not for one that is not there."""
+    folder = registry.copy_to(tmp_path)
+    client = registry_client(settings_for(folder))
+    client.delete_registered_model_alias(MODEL_NAME, CHAMPION)
+    cases = [
+        ("challenger", f"challenger v{registry.challenger} is waiting; run `make promote`"),
+        ("neither", "no champion and no challenger: run `make register`, then `make promote`"),
+    ]
+    for case, hint in cases:
+        if case == "neither":
+            client.delete_registered_model_alias(MODEL_NAME, CHALLENGER)
+        settings = settings_for(folder, prediction_log_enabled=False)
+        started = time.monotonic()
+        with TestClient(create_app(settings)) as served:
+            assert served.get("/health").status_code == 200
+            assert time.monotonic() - started < 10
+            ready = served.get("/ready")
+            assert ready.status_code == 503
+            assert hint in ready.json()["reason"], ready.json()
+    settings = settings_for(tmp_path / "empty", prediction_log_enabled=False)
+    with TestClient(create_app(settings)) as served:
+        assert "make all" in served.get("/ready").json()["reason"]
 
 
 def test_unreachable_registry_then_recovery(registry: Registry, tmp_path) -> None:

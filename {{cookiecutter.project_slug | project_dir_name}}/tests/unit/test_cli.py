@@ -32,7 +32,7 @@ def test_the_module_entry_point_runs_without_heavy_imports(project: Path) -> Non
         "import sys, runpy; sys.argv = ['x', '--help']\n"
         "try:\n    runpy.run_module('{{ cookiecutter.package_name }}', run_name='__main__')\n"
         "except SystemExit:\n    pass\n"
-        "heavy = {'dbt', 'great_expectations', 'mlflow', 'sklearn', 'dagster'} & set(sys.modules)\n"
+        "heavy = {'dbt', 'great_expectations', 'mlflow', 'sklearn', 'dvc'} & set(sys.modules)\n"
         "print(sorted(heavy))"
     )
     result = subprocess.run(

@@ -46,6 +46,30 @@ def test_ids_sensitive_attributes_and_labels_are_never_features(contract: Featur
     assert not never & set(contract.feature_columns)
 
 
+def test_bounds_come_from_the_column_tests_and_the_validation_ranges(
+    contract: FeatureContract,
+) -> None:
+    def bounds(name: str) -> tuple[float | None, float | None]:
+        return contract.column(name).minimum, contract.column(name).maximum
+
+    assert bounds("n_orders") == (0, None)
+    assert bounds("return_rate") == (0, 1)
+    assert contract.column("avg_amount").minimum is None  # no test bounds it
+    bounded = contract.with_ranges({"n_orders": (0, 100_000), "return_rate": (-1, 0.5)})
+    assert bounded.column("n_orders").maximum == 100_000
+    assert (bounded.column("return_rate").minimum, bounded.column("return_rate").maximum) == (
+        0,
+        0.5,
+    )
+    assert FeatureContract.from_json(bounded.to_json()) == bounded  # recorded with the model
+    with pytest.raises(ContractError, match="needs a numeric column"):
+        contract.with_ranges({"country": (0, 1)})
+    with pytest.raises(ContractError, match="no such column"):
+        contract.with_ranges({"colour": (0, 1)})
+    with pytest.raises(ContractError, match="no value allowed"):
+        contract.with_ranges({"return_rate": (2, 3)})
+
+
 def test_nullability_and_uniqueness_come_from_constraints(contract: FeatureContract) -> None:
     nullable = {column.name for column in contract.columns if column.nullable}
     assert nullable == {"avg_amount", "days_since_last_order"}

@@ -1,7 +1,7 @@
 """The monitor step: the newest logged predictions against the champion's reference.
 
-1. The reference: the champion version's profile (:mod:`.reference`), or a profile file given
-   with ``--reference``.
+1. The reference: the profile recorded with the champion version at training time
+   (:mod:`.reference`), or a profile file given with ``--reference``.
 2. The window: the given batch; else the newest scoring batch, when the newest logged prediction
    came from one; else the newest ``monitor.window_rows`` predictions (API traffic).
 3. Drift (:mod:`.drift`) on the window, performance (:mod:`.performance`) on every labelled
@@ -121,11 +121,11 @@ def run_monitor(
     Raises:
         MonitorError: when there is no champion (and no `reference` was given).
     """
-    from .reference import ensure_reference  # noqa: PLC0415 (MLflow only when needed)
+    from .reference import recorded_reference  # noqa: PLC0415 (MLflow only when needed)
 
     options = params.monitor
     if reference is None:
-        reference = ensure_reference(settings, champion_version(settings), options.bins)
+        reference = recorded_reference(settings, champion_version(settings))
     log = read_logged_predictions(
         settings.prediction_log_dir, model_version=reference.model_version
     )

@@ -7,10 +7,10 @@ each category; the missing share of every feature; the distribution of the model
 held-out precision and recall that performance is compared with. Held-out rows, not training rows,
 because the model's scores on rows it was fitted to are sharper than on any new data.
 
-The profile is stored as ``monitoring/reference.json`` on the model's MLflow run, and cached in
-``data/reference/<model>/v<version>.json`` (keyed by model version). :func:`log_reference_profile`
-records it at training time; :func:`ensure_reference` builds it on first use when training did
-not.
+The train step builds the profile from the held-out rows of its own split and records it as
+``monitoring/reference.json`` on the run (:func:`log_reference_profile`), so every model version
+carries the reference it was judged on. The monitor reads it back (:func:`recorded_reference`);
+it never rebuilds one from today's feature table, which after a retrain holds other rows.
 """
 
 from __future__ import annotations
@@ -188,84 +188,38 @@ def build_reference_profile(
 
 
 def log_reference_profile(profile: ReferenceProfile) -> None:
-    """Record `profile` on the active MLflow run (the train step's one-line hook)."""
+    """Record `profile` on the active MLflow run (the train step does this for every model)."""
     import mlflow  # noqa: PLC0415
 
     mlflow.log_text(profile.to_json(), REFERENCE_ARTIFACT)
 
 
-def reference_cache_path(settings: Settings, version: str) -> Path:
-    """Where the profile of model version `version` is cached locally."""
-    return settings.data_dir / "reference" / settings.model_name / f"v{version}.json"
+class ReferenceMissingError(RuntimeError):
+    """The model version carries no recorded reference profile; the message says what to run."""
 
 
-def ensure_reference(settings: Settings, version: str, bins: int) -> ReferenceProfile:
-    """The reference profile of registered version `version`, built and recorded on first use.
-
-    Looked up in the local cache, then on the version's MLflow run; when neither has it, built
-    from the run's held-out rows (found by id in the current feature table) and recorded in both.
+def recorded_reference(settings: Settings, version: str) -> ReferenceProfile:
+    """The reference profile recorded with registered version `version` at training time.
 
     Raises:
-        RuntimeError: when the profile has to be built but the held-out rows are gone.
+        ReferenceMissingError: when its run has none (a model trained before references were
+            recorded, or logged by other code): retrain and register it.
     """
-    cached = reference_cache_path(settings, version)
-    if cached.is_file():
-        return ReferenceProfile.from_json(cached.read_text(encoding="utf-8"))
     import mlflow  # noqa: PLC0415
     from mlflow.exceptions import MlflowException  # noqa: PLC0415
 
     from ..tracking import connect  # noqa: PLC0415
 
     client = connect(settings)
-    model_version = client.get_model_version(settings.model_name, version)
-    run_id = str(model_version.run_id)
+    run_id = str(client.get_model_version(settings.model_name, version).run_id)
     try:
         text = mlflow.artifacts.load_text(f"runs:/{run_id}/{REFERENCE_ARTIFACT}")
-        profile = ReferenceProfile.from_json(text).model_copy(update={"model_version": version})
-    except (MlflowException, OSError):
-        logger.info(
-            "v%s has no recorded reference yet: building it from its held-out rows", version
-        )
-        profile = _build_from_run(settings, run_id, str(model_version.source), version, bins)
-        with mlflow.start_run(run_id=run_id):
-            log_reference_profile(profile)
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    cached.write_text(profile.to_json(), encoding="utf-8")
-    return profile
-
-
-def _build_from_run(
-    settings: Settings, run_id: str, model_uri: str, version: str, bins: int
-) -> ReferenceProfile:
-    import mlflow  # noqa: PLC0415
-
-    from ..contract import FeatureContract  # noqa: PLC0415
-    from ..data.warehouse import load_feature_table  # noqa: PLC0415
-    from ..tracking import CONTRACT_ARTIFACT, load_sklearn_model  # noqa: PLC0415
-    from ..training import TEST_IDS_ARTIFACT  # noqa: PLC0415
-
-    contract = FeatureContract.from_json(
-        mlflow.artifacts.load_text(f"runs:/{run_id}/{CONTRACT_ARTIFACT}")
-    )
-    params = mlflow.artifacts.load_dict(f"runs:/{run_id}/params.json")
-    test_ids = mlflow.artifacts.load_dict(f"runs:/{run_id}/{TEST_IDS_ARTIFACT}")
-    table = load_feature_table(settings, contract)
-    held_out = table[table[contract.id_column].isin(test_ids[contract.id_column])]
-    if len(held_out) < len(test_ids[contract.id_column]) * 0.9:
-        raise RuntimeError(
-            f"most held-out rows of run {run_id} are no longer in the feature table: cannot "
-            "profile v{version}; record the reference at training time (log_reference_profile)"
-        )
-    return build_reference_profile(
-        held_out,
-        load_sklearn_model(model_uri),
-        contract,
-        str(params["train"]["positive_class"]),
-        bins=bins,
-        model_name=settings.model_name,
-        model_version=version,
-        run_id=run_id,
-    )
+    except (MlflowException, OSError) as error:
+        raise ReferenceMissingError(
+            f"{settings.model_name} v{version} (run {run_id}) has no {REFERENCE_ARTIFACT}: the "
+            "train step records it; train, register and promote a new version (make all)"
+        ) from error
+    return ReferenceProfile.from_json(text).model_copy(update={"model_version": version})
 
 
 def load_reference_file(path: Path) -> ReferenceProfile:
@@ -277,10 +231,11 @@ __all__ = [
     "REFERENCE_ARTIFACT",
     "CategoricalReference",
     "NumericReference",
+    "ReferenceMissingError",
     "ReferenceProfile",
     "bin_shares",
     "build_reference_profile",
-    "ensure_reference",
     "load_reference_file",
     "log_reference_profile",
+    "recorded_reference",
 ]

@@ -57,6 +57,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 JSON = "application/json"
+CSV = "text/csv"
+CSV_DESCRIPTION = "A header row of feature names, then one record per line (MLflow's CSV input)."
 REQUEST_ID_HEADER = "X-Request-ID"
 VERSION_HEADER = "X-Model-Version"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -66,7 +68,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         400: "Malformed JSON",
         401: "Missing or wrong X-API-Key",
         413: "Body or batch too large",
-        415: "Content-Type is not application/json",
+        415: "Content-Type is not application/json (nor text/csv on /invocations)",
         422: "A record does not follow the model's contract",
         503: "No model loaded yet",
     }.items()
@@ -150,6 +152,7 @@ def create_app(  # noqa: PLR0915 (one factory declares every route: the API read
         settings.prediction_log_dir,
         on_drop=metrics.log_dropped.inc,
         shadow_scorer=lambda job: _score_shadow(job, metrics),
+        on_shadow_error=metrics.shadow_errors.inc,
     )
 
     @contextlib.asynccontextmanager
@@ -182,10 +185,17 @@ def create_app(  # noqa: PLR0915 (one factory declares every route: the API read
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     _add_error_handlers(app)
     _add_docs(app)
-    protected = [Depends(_ApiKeyCheck(settings))]
+    # The key check exists (and the OpenAPI document declares it) only when a key is set:
+    # `local` may run without one, and the document must not demand a header nobody checks.
+    keyed = bool(settings.api_key.get_secret_value())
+    protected = [Depends(_ApiKeyCheck(settings))] if keyed else []
+    unauthorized: dict[int | str, dict[str, Any]] = {401: _ERRORS[401]} if keyed else {}
     # What /predict and /invocations share: their refusals, the key check, the body's schema.
     scoring_route: dict[str, Any] = {
-        "responses": {status: _ERRORS[status] for status in (400, 401, 413, 415, 422, 503)},
+        "responses": {
+            **{status: _ERRORS[status] for status in (400, 413, 415, 422, 503)},
+            **unauthorized,
+        },
         "dependencies": protected,
         "tags": ["model"],
         "openapi_extra": {"requestBody": _body_placeholder()},
@@ -215,7 +225,7 @@ def create_app(  # noqa: PLR0915 (one factory declares every route: the API read
     @app.get(
         "/model",
         response_model=ServedModels,
-        responses={401: _ERRORS[401], 503: _ERRORS[503]},
+        responses={**unauthorized, 503: _ERRORS[503]},
         dependencies=protected,
         tags=["model"],
     )
@@ -248,7 +258,7 @@ def create_app(  # noqa: PLR0915 (one factory declares every route: the API read
         """
         started = time.perf_counter()
         request_id = _request_id(request)
-        payload = await _json_body(request, settings.serving_max_body_bytes)
+        payload = _json_of(await _body(request, settings.serving_max_body_bytes))
         served = _route(state, request_id)
         records = _checked(lambda: served.validator.predict_body(payload, max_batch))
         labels, scores, probabilities = served.score(records)
@@ -281,14 +291,18 @@ def create_app(  # noqa: PLR0915 (one factory declares every route: the API read
     async def invocations(request: Request) -> Response:
         """MLflow's scoring protocol, for clients of ``mlflow models serve``.
 
-        Accepts ``dataframe_split``, ``dataframe_records``, ``instances`` or ``inputs`` and answers
-        ``{"predictions": [labels]}``.
+        Accepts JSON with ``dataframe_split``, ``dataframe_records``, ``instances`` or ``inputs``,
+        or ``text/csv`` with a header row, and answers ``{"predictions": [labels]}``.
         """
         started = time.perf_counter()
         request_id = _request_id(request)
-        payload = await _json_body(request, settings.serving_max_body_bytes)
+        body = await _body(request, settings.serving_max_body_bytes, (JSON, CSV))
         served = _route(state, request_id)
-        records = _checked(lambda: served.validator.invocations_body(payload, max_batch))
+        if _media_type(request) == CSV:
+            records = _checked(lambda: served.validator.csv_body(body, max_batch))
+        else:
+            payload = _json_of(body)
+            records = _checked(lambda: served.validator.invocations_body(payload, max_batch))
         labels, scores, _ = served.score(records)
         _after_scoring(state, log, metrics, served, records, labels, scores, request_id, started)
         return _json_response({"predictions": labels}, request_id, served.version)
@@ -296,7 +310,7 @@ def create_app(  # noqa: PLR0915 (one factory declares every route: the API read
     @app.post(
         "/admin/reload",
         response_model=ReloadResponse,
-        responses={401: _ERRORS[401], 503: {"model": ReloadResponse, "description": "Failed"}},
+        responses={**unauthorized, 503: {"model": ReloadResponse, "description": "Failed"}},
         dependencies=protected,
         tags=["operations"],
     )
@@ -323,14 +337,17 @@ def create_app(  # noqa: PLR0915 (one factory declares every route: the API read
         )
         if champion is not None:
             validator = champion.validator
-            for path, schema in (
-                ("/predict", validator.body_schema(max_batch)),
-                ("/invocations", validator.invocations_schema(max_batch)),
-            ):
-                document["paths"][path]["post"]["requestBody"] = {
-                    "required": True,
-                    "content": {JSON: {"schema": schema}},
-                }
+            document["paths"]["/predict"]["post"]["requestBody"] = {
+                "required": True,
+                "content": {JSON: {"schema": validator.body_schema(max_batch)}},
+            }
+            document["paths"]["/invocations"]["post"]["requestBody"] = {
+                "required": True,
+                "content": {
+                    JSON: {"schema": validator.invocations_schema(max_batch)},
+                    CSV: {"schema": {"type": "string", "description": CSV_DESCRIPTION}},
+                },
+            }
         document["x-model-version"] = version
         app.openapi_schema = document
         return document
@@ -417,18 +434,22 @@ def _request_id(request: Request) -> str:
     return given if _REQUEST_ID.match(given) else uuid.uuid4().hex
 
 
-async def _json_body(request: Request, limit: int) -> Any:  # noqa: ANN401 (parsed JSON)
-    """The request's JSON body, refusing a wrong content type (415) or a body over `limit` (413)."""
-    content_type = request.headers.get("content-type", "")
-    media_type = content_type.split(";", 1)[0].strip().lower()
-    if media_type != JSON:
+def _media_type(request: Request) -> str:
+    """The request's media type, without parameters (``application/json; charset=utf-8``)."""
+    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+async def _body(request: Request, limit: int, accepted: tuple[str, ...] = (JSON,)) -> bytes:
+    """The request's body; refuses a content type not `accepted` (415), or over `limit` (413)."""
+    if _media_type(request) not in accepted:
+        given = request.headers.get("content-type", "") or "none"
         raise ServiceError(
             415,
             "unsupported_media_type",
             [
                 FieldError(
                     field="Content-Type",
-                    message=f"expected {JSON}, got {content_type or 'none'}",
+                    message=f"expected {' or '.join(accepted)}, got {given}",
                     type="media_type",
                 )
             ],
@@ -443,8 +464,13 @@ async def _json_body(request: Request, limit: int) -> Any:  # noqa: ANN401 (pars
         if size > limit:  # a chunked body that did not declare its length
             raise _too_large(size, limit)
         chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _json_of(body: bytes) -> Any:  # noqa: ANN401 (any JSON value)
+    """The JSON value of `body`; malformed JSON is a 400 naming the position."""
     try:
-        return parse_json(b"".join(chunks))
+        return parse_json(body)
     except InputError as error:
         raise ServiceError(error.status, "malformed_json", error.errors) from None
 
@@ -535,14 +561,12 @@ _API_KEY_HEADER = APIKeyHeader(
 
 
 class _ApiKeyCheck:
-    """Check ``X-API-Key`` against ``API_KEY`` in constant time; no key configured: open."""
+    """Check ``X-API-Key`` against ``API_KEY`` in constant time (used only when a key is set)."""
 
     def __init__(self, settings: Settings) -> None:
         self.expected = settings.api_key.get_secret_value().encode("utf-8")
 
     async def __call__(self, given: Annotated[str | None, Depends(_API_KEY_HEADER)]) -> None:
-        if not self.expected:
-            return
         if given is None or not hmac.compare_digest(given.encode("utf-8"), self.expected):
             raise StarletteHTTPException(401, "missing or wrong X-API-Key header")
 

@@ -95,6 +95,7 @@ class LoadedModel:
             "load_seconds": round(self.load_seconds, 3),
             "fast_path": self.verification.used_fast_path,
             "verification": self.verification.reason,
+            "verified_paths": list(self.verification.paths),
             "lineage": self.lineage,
             "contract": self.contract.model_dump(mode="json"),
         }
@@ -165,13 +166,9 @@ def fetch_registered(settings: Settings, alias: str, version: str | None = None)
 
     name = settings.model_name
     version = version or alias_version(settings, alias)
-    if version is None:
-        raise ModelUnavailableError(
-            f"no version of model {name!r} has the alias {alias!r}: run `make promote`"
-            if alias == CHAMPION
-            else f"no version of model {name!r} has the alias {alias!r}"
-        )
     client = _client(settings)
+    if version is None:
+        raise ModelUnavailableError(_missing_alias(client, name, alias))
     try:
         record = client.get_model_version(name, version)
         run_id = str(record.run_id)
@@ -393,6 +390,31 @@ def _held_out_rows(
         return [], f"held-out rows unavailable: {type(error).__name__}"
     chosen = table[table[contract.id_column].isin(ids)].head(MAX_VERIFICATION_ROWS)
     return frame_to_records(chosen, contract.feature_columns), "held-out rows"
+
+
+def _missing_alias(client: Any, name: str, alias: str) -> str:  # noqa: ANN401 (MlflowClient)
+    """Why no version has `alias`, naming the step that is actually missing."""
+    from mlflow.exceptions import MlflowException  # noqa: PLC0415
+
+    try:
+        versions = client.search_model_versions(f"name = '{name}'")
+    except MlflowException as error:
+        return f"no version of model {name!r} has the alias {alias!r} ({error.message})"
+    if not versions:
+        return f"no model {name!r} is registered yet: run `make all` (train to promote)"
+    if alias != CHAMPION:
+        return f"no version of model {name!r} has the alias {alias!r}"
+    try:  # search results carry no aliases: ask for the alias itself
+        waiting = client.get_model_version_by_alias(name, CHALLENGER).version
+    except MlflowException:
+        return (
+            f"{name} has no {CHAMPION} and no {CHALLENGER}: run `make register`, then "
+            "`make promote`"
+        )
+    return (
+        f"{name} has no {CHAMPION}: challenger v{waiting} is waiting; run `make promote` "
+        "(if the gate refuses it, its reasons say what failed)"
+    )
 
 
 def _client(settings: Settings) -> Any:  # noqa: ANN401 (mlflow.MlflowClient)

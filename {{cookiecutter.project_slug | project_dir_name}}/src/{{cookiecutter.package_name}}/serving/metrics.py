@@ -80,6 +80,11 @@ class ServingMetrics:
             ["model_version", "prediction"],
             registry=self.registry,
         )
+        self.shadow_errors = Counter(
+            "shadow_errors_total",
+            "Shadow scoring jobs that failed (the challenger raised; the champion answered).",
+            registry=self.registry,
+        )
         self.model_info = Gauge(
             "model_info",
             "The model versions being served (value 1), by alias.",

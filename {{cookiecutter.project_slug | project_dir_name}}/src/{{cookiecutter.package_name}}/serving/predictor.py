@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -165,7 +165,38 @@ class FastPredictor:
         matrix = self.transform(records)
         if self.walker is not None and len(records) <= self.walker.max_rows:
             return self.walker.predict_proba(matrix)
+        return self.estimator_proba(matrix)
+
+    def estimator_proba(self, matrix: np.ndarray) -> np.ndarray:
+        """The fitted estimator's own ``predict_proba`` (batches above the walker's limit)."""
         return np.asarray(self.estimator.predict_proba(matrix), dtype=np.float64)
+
+    def walk_in_chunks(self, matrix: np.ndarray) -> np.ndarray:
+        """The tree walker on `matrix`, at most ``max_rows`` rows at a time, as it serves."""
+        if self.walker is None:
+            raise UnsupportedPipelineError("no tree walker for this estimator")
+        step = self.walker.max_rows
+        return np.vstack(
+            [
+                self.walker.predict_proba(matrix[start : start + step])
+                for start in range(0, len(matrix), step)
+            ]
+        )
+
+    def serving_paths(self) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
+        """Every way :meth:`predict_proba` turns the matrix into probabilities, by name.
+
+        :func:`build_predictor` checks each of them against the pipeline on every verification
+        row, so no path serves that was not compared, whatever the batch size.
+        """
+        paths: dict[str, Callable[[np.ndarray], np.ndarray]] = {}
+        if self.walker is not None:
+            paths[f"tree walker (batches of at most {self.walker.max_rows} rows)"] = (
+                self.walk_in_chunks
+            )
+        larger = f"above {self.walker.max_rows} rows" if self.walker is not None else "any batch"
+        paths[f"{type(self.estimator).__name__}.predict_proba ({larger})"] = self.estimator_proba
+        return paths
 
 
 class TreeWalker:
@@ -256,6 +287,7 @@ class Verification:
     source: str
     max_abs_difference: float | None
     reason: str
+    paths: tuple[str, ...] = ()  # the fast path's code paths compared (all of them, or none)
 
 
 def build_predictor(
@@ -264,7 +296,7 @@ def build_predictor(
     verification_rows: Sequence[Record],
     source: str,
 ) -> tuple[Predictor, Verification]:
-    """The fast path when it reproduces the pipeline on `verification_rows`, else the pipeline.
+    """The fast path when every one of its code paths reproduces the pipeline, else the pipeline.
 
     Args:
         pipeline: The fitted pipeline.
@@ -274,37 +306,55 @@ def build_predictor(
 
     Returns:
         The predictor to serve with, and what the comparison found.
+
+    Raises:
+        Exception: whatever the pipeline itself raises on the verification rows (the model
+            cannot serve at all then).
     """
     slow = PipelinePredictor(pipeline, contract)
+    if not verification_rows:
+        return slow, _fallback("no rows to verify the fast path on", 0, source)
+    expected = slow.predict_proba(verification_rows)
     try:
         fast = FastPredictor(pipeline)
     except UnsupportedPipelineError as error:
-        reason = f"fast path unsupported ({error}); serving with the pipeline"
-        logger.warning(reason)
-        return slow, Verification(False, 0, source, None, reason)
-    if not verification_rows:
-        reason = "no rows to verify the fast path on; serving with the pipeline"
-        logger.warning(reason)
-        return slow, Verification(False, 0, source, None, reason)
-    expected = slow.predict_proba(verification_rows)
+        return slow, _fallback(f"fast path unsupported ({error})", 0, source)
+    # Anything else comes from scikit-learn internals the fast path reads (a private attribute
+    # renamed in a new release, say): the pipeline serves and the reason is shown, never a crash.
+    except Exception as error:
+        return slow, _fallback(f"fast path could not be built ({error!r})", 0, source)
+    count = len(verification_rows)
     try:
-        actual = fast.predict_proba(verification_rows)
-    except (ValueError, TypeError) as error:
-        reason = f"fast path failed on the verification rows ({error}); serving with the pipeline"
-        logger.warning(reason)
-        return slow, Verification(False, len(verification_rows), source, None, reason)
-    difference = float(np.max(np.abs(actual - expected))) if expected.size else 0.0
-    same_labels = bool(np.array_equal(actual.argmax(axis=1), expected.argmax(axis=1)))
-    if fast.classes != slow.classes or difference > TOLERANCE or not same_labels:
-        reason = (
-            f"fast path differs from the pipeline on {source} (max |difference| {difference:.3g}"
-            f" > {TOLERANCE:g}); serving with the pipeline"
+        matrix = fast.transform(verification_rows)
+        outputs = {name: path(matrix) for name, path in fast.serving_paths().items()}
+    except Exception as error:
+        return slow, _fallback(
+            f"fast path failed on the verification rows ({error!r})", count, source
         )
-        logger.warning(reason)
-        return slow, Verification(False, len(verification_rows), source, difference, reason)
-    reason = f"fast path equals the pipeline on {len(verification_rows)} rows ({source})"
-    logger.info("%s; max |difference| %.3g", reason, difference)
-    return fast, Verification(True, len(verification_rows), source, difference, reason)
+    worst = 0.0
+    for name, actual in outputs.items():
+        difference = float(np.max(np.abs(actual - expected))) if expected.size else 0.0
+        worst = max(worst, difference)
+        same_labels = bool(np.array_equal(actual.argmax(axis=1), expected.argmax(axis=1)))
+        if fast.classes != slow.classes or difference > TOLERANCE or not same_labels:
+            reason = (
+                f"fast path ({name}) differs from the pipeline on {source} (max |difference| "
+                f"{difference:.3g} > {TOLERANCE:g})"
+            )
+            return slow, _fallback(reason, count, source, difference)
+    paths = ", ".join(outputs)
+    reason = f"fast path equals the pipeline on {count} rows ({source}) through {paths}"
+    logger.info("%s; max |difference| %.3g", reason, worst)
+    return fast, Verification(True, count, source, worst, reason, tuple(outputs))
+
+
+def _fallback(
+    problem: str, rows: int, source: str, difference: float | None = None
+) -> Verification:
+    """Log why the pipeline serves instead of the fast path, and record it for ``GET /model``."""
+    reason = f"{problem}; serving with the pipeline"
+    logger.warning(reason)
+    return Verification(False, rows, source, difference, reason)
 
 
 def probe_rows(

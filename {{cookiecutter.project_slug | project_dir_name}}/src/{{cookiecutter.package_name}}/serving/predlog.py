@@ -180,6 +180,7 @@ class PredictionLog:
         max_queue: int = 50_000,
         on_drop: Callable[[int], None] | None = None,
         shadow_scorer: Callable[[ShadowJob], list[dict[str, Any]]] | None = None,
+        on_shadow_error: Callable[[], None] | None = None,
     ) -> None:
         self.folder = folder
         self.source = source
@@ -188,10 +189,12 @@ class PredictionLog:
         self._queue: queue.Queue[list[dict[str, Any]] | ShadowJob | None] = queue.Queue(max_queue)
         self._on_drop = on_drop
         self._shadow_scorer = shadow_scorer
+        self._on_shadow_error = on_shadow_error
         self._thread: threading.Thread | None = None
         self.written_rows = 0
         self.dropped_rows = 0
         self.failed_writes = 0
+        self.shadow_errors = 0
 
     def start(self) -> None:
         """Start the writer thread."""
@@ -212,10 +215,7 @@ class PredictionLog:
         try:
             self._queue.put_nowait(item)
         except queue.Full:
-            lost = len(item) if isinstance(item, list) else len(item.records)
-            self.dropped_rows += lost
-            if self._on_drop is not None:
-                self._on_drop(lost)
+            self._dropped(len(item) if isinstance(item, list) else len(item.records))
 
     def pending(self) -> int:
         """Items waiting in the queue."""
@@ -245,8 +245,11 @@ class PredictionLog:
         assert self._shadow_scorer is not None  # noqa: S101 (checked by the caller)
         try:
             return self._shadow_scorer(job)
-        # A failing challenger must never disturb the champion's service: log and go on.
+        # A failing challenger must never disturb the champion's service: count, log, go on.
         except Exception:
+            self.shadow_errors += 1
+            if self._on_shadow_error is not None:
+                self._on_shadow_error()
             logger.exception("Shadow scoring with v%s failed", job.model.version)
             return []
 
@@ -258,10 +261,16 @@ class PredictionLog:
         # The log must not take the service down (a full disk, a permission change): count it.
         except Exception:
             self.failed_writes += 1
-            self.dropped_rows += len(rows)
+            self._dropped(len(rows))
             logger.exception("Could not write %d prediction log rows", len(rows))
             return
         self.written_rows += len(rows)
+
+    def _dropped(self, rows: int) -> None:
+        """Count rows that will never reach the log (a full queue or a failed write)."""
+        self.dropped_rows += rows
+        if self._on_drop is not None:
+            self._on_drop(rows)
 
 
 def contract_columns(contract: FeatureContract) -> list[str]:

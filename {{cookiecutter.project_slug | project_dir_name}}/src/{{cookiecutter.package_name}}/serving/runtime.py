@@ -1,9 +1,10 @@
 """Which model versions the service holds, how they are (re)loaded, and who answers a request.
 
-:class:`ServingState` starts empty: the service answers ``/health`` at once and ``/ready`` with 503
-and the reason until a champion is loaded. A background task loads it (each worker waits up to
-``SERVING_STARTUP_WAIT_SECONDS`` for it before accepting connections), retrying every
-``SERVING_RETRY_SECONDS`` while the registry is unreachable, then checks every
+:class:`ServingState` starts empty. A background task loads the champion; each worker waits for
+that first attempt (at most ``SERVING_STARTUP_WAIT_SECONDS``) before accepting connections, so with
+several workers none answers before its model is in. When the first attempt fails (no registry, no
+champion yet), the worker starts at once: ``/health`` answers, ``/ready`` says 503 with the
+reason, and the task retries every ``SERVING_RETRY_SECONDS``. Once loaded, it checks every
 ``SERVING_POLL_SECONDS`` whether the ``champion`` (or ``challenger``) alias moved, and loads the new
 version without a restart; ``POST /admin/reload`` does the same check at once. A failed reload keeps
 the version being served.
@@ -58,7 +59,8 @@ class ServingState:
         self.settings = settings
         self.metrics = metrics
         self._champion: LoadedModel | None = None
-        self._loaded = asyncio.Event()  # set with the first champion, whoever installs it
+        # Set by the first champion (whoever installs it) or by a failed first load attempt.
+        self._settled = asyncio.Event()
         self.challenger: LoadedModel | None = None
         self.reason = "loading the model"
         self.last_error: str | None = None
@@ -73,7 +75,7 @@ class ServingState:
     def champion(self, model: LoadedModel | None) -> None:
         self._champion = model
         if model is not None:
-            self._loaded.set()
+            self._settled.set()
 
     @property
     def ready(self) -> bool:
@@ -119,11 +121,11 @@ class ServingState:
         return None
 
     async def wait_until_ready(self, timeout: float) -> bool:
-        """Wait up to `timeout` seconds for a champion; True if one is loaded."""
+        """Wait up to `timeout` seconds for the first load attempt; True if a champion is in."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._loaded.wait(), timeout)
+            await asyncio.wait_for(self._settled.wait(), timeout)
         if not self.ready:
-            logger.warning("No model after %.0f s; answering 503 until: %s", timeout, self.reason)
+            logger.warning("No model yet; answering 503 until it loads: %s", self.reason)
         return self.ready
 
     def load_now(self) -> None:
@@ -150,6 +152,7 @@ class ServingState:
             # stays up, says why on /ready, and tries again.
             except Exception as error:
                 self.reason = f"model not loaded: {error}"
+                self._settled.set()  # nothing to wait for: the worker starts and says why
                 logger.warning(
                     "%s; retrying in %.0f s", self.reason, self.settings.serving_retry_seconds
                 )

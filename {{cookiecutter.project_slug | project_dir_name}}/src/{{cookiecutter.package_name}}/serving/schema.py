@@ -10,6 +10,8 @@ problem can be reported as one precise message per field (``records[3].country: 
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -96,15 +98,16 @@ def _refuse_non_numbers(value: Any) -> Any:  # noqa: ANN401 (any JSON value may 
     return value
 
 
-Number = Annotated[float, BeforeValidator(_refuse_non_numbers), Field(allow_inf_nan=False)]
-Integer = Annotated[int, BeforeValidator(_refuse_non_numbers)]
-
-
 def _field_type(column: ContractColumn) -> Any:  # noqa: ANN401 (a typing construct)
+    """The pydantic type of `column`: its kind, and the bounds and values the contract allows."""
+    # The bounds come before the validator in `Annotated`: so they reach the JSON schema as
+    # `minimum`/`maximum` (after it, pydantic would emit non-standard `ge`/`le` keys).
     if column.is_integer:
-        return Integer
+        bounds = Field(ge=column.minimum, le=column.maximum)
+        return Annotated[int, bounds, BeforeValidator(_refuse_non_numbers)]
     if column.is_numeric:
-        return Number
+        bounds = Field(ge=column.minimum, le=column.maximum, allow_inf_nan=False)
+        return Annotated[float, bounds, BeforeValidator(_refuse_non_numbers)]
     if column.accepted_values:
         return Literal[column.accepted_values]
     return Annotated[str, Field(strict=True, max_length=1000)]
@@ -238,6 +241,41 @@ class RecordValidator:
             raise _body_error(f"{key}: expected an array of records, got {_json_kind(value)}", key)
         return self.check(value, key, max_batch)
 
+    def csv_body(self, body: bytes, max_batch: int | None = None) -> list[dict[str, Any]]:
+        """The records of a ``text/csv`` body (a header row, then one record per line), checked.
+
+        Cells are text: a number column's cell must parse as a number, an empty cell is a
+        missing value, and every other column keeps its text.
+
+        Raises:
+            InputError: 400 for text that is not CSV, 422 naming the row and the column.
+        """
+        try:
+            rows = list(csv.reader(io.StringIO(body.decode("utf-8"), newline="")))
+        except (UnicodeDecodeError, csv.Error) as error:
+            problem = FieldError(
+                field="body", message=f"not CSV text: {error}", type="malformed_csv"
+            )
+            raise InputError(400, [problem]) from None
+        rows = [row for row in rows if row]  # a trailing newline is not a record
+        if not rows:
+            raise _body_error("expected a header row of column names", "csv")
+        header, lines = rows[0], rows[1:]
+        numeric = {column.name for column in self.contract.columns if column.is_numeric}
+        records: list[Any] = []
+        for index, line in enumerate(lines):
+            if len(line) != len(header):
+                raise _body_error(
+                    f"row {index + 1} has {len(line)} values for {len(header)} columns", "csv"
+                )
+            records.append(
+                {
+                    name: _csv_cell(cell, name in numeric, f"csv[{index}].{name}")
+                    for name, cell in zip(header, line, strict=True)
+                }
+            )
+        return self.check(records, "csv", max_batch)
+
     def check(
         self, records: list[Any], where: str, max_batch: int | None = None
     ) -> list[dict[str, Any]]:
@@ -266,6 +304,22 @@ class RecordValidator:
         except ValidationError as error:
             raise InputError(422, _field_errors(error, where)) from None
         return [record.model_dump() for record in validated]
+
+
+def _csv_cell(cell: str, numeric: bool, where: str) -> Any:  # noqa: ANN401 (a JSON value)
+    """A CSV cell as the JSON value it stands for: a number, None when empty, or the text."""
+    text = cell.strip()
+    if not text:
+        return None
+    if not numeric:
+        return cell
+    try:
+        return int(text) if text.lstrip("+-").isdigit() else float(text)
+    except ValueError:
+        raise InputError(
+            422,
+            [FieldError(field=where, message=f"{cell!r} is not a number", type="number_type")],
+        ) from None
 
 
 def _single_key_object(key: str, schema: dict[str, Any]) -> dict[str, Any]:
