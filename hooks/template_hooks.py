@@ -195,11 +195,27 @@ def template_commit(repo_dir: Path) -> str | None:
     return result.stdout.strip() or None
 
 
-def record_answers(project_dir: Path, context: dict[str, Any]) -> None:
-    """Write the answers in cruft's format so the project can be updated from a newer template."""
-    template = str(context.get("_template", ""))
-    if template and "://" not in template and not template.startswith("gh:"):
-        template = str(Path(template).resolve())
+def template_location(template: str, template_dir: Path) -> str:
+    """Where the template came from, as cruft must find it again from the project's folder.
+
+    A remote template (``https://...``, ``git@...``, ``gh:...``) is kept as given. A local one is
+    given relative to wherever cookiecutter ran (``.``, ``../cookiecutter-mlops``) and hooks run
+    in the new project, so it is recorded as the template's absolute folder instead.
+    """
+    if "://" in template or template.startswith(("git@", "gh:", "gl:", "bb:")):
+        return template
+    return str(template_dir.resolve())
+
+
+def record_answers(project_dir: Path, context: dict[str, Any], template_dir: Path) -> None:
+    """Write the answers in cruft's format so the project can be updated from a newer template.
+
+    Args:
+        project_dir: The new project.
+        context: Cookiecutter's context (the answers and its private ``_`` keys).
+        template_dir: The template's folder on this machine (a clone, for a remote template).
+    """
+    template = template_location(str(context.get("_template", "")), template_dir)
     # Answers plus `_template`, as cruft keeps them; the other private keys are machine-specific.
     recorded = {
         key: value
@@ -207,7 +223,7 @@ def record_answers(project_dir: Path, context: dict[str, Any]) -> None:
         if not key.startswith("_") or key in ("_template", "_copy_without_render")
     }
     recorded["_template"] = template
-    commit = template_commit(Path(str(context.get("_repo_dir", ""))))
+    commit = template_commit(template_dir)
     recorded["_commit"] = commit
     payload = {
         "template": template,
@@ -215,7 +231,8 @@ def record_answers(project_dir: Path, context: dict[str, Any]) -> None:
         "checkout": context.get("_checkout"),
         "context": {"cookiecutter": recorded},
         "directory": None,
-        "skip": [".git", "data", "mlruns", "mlflow.db"],
+        # cruft manages .cruft.json itself; the others are what the project makes, not the template.
+        "skip": [".cruft.json", ".git", "data", "mlruns", "mlflow.db"],
     }
     (project_dir / ANSWERS_FILE).write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
 
@@ -231,8 +248,8 @@ def git_init(project_dir: Path) -> None:
     )
 
 
-def finish(project_dir: Path, context: dict[str, Any]) -> None:
+def finish(project_dir: Path, context: dict[str, Any], template_dir: Path) -> None:
     """Everything the post-gen hook does, in order."""
     prune(project_dir, context)
-    record_answers(project_dir, context)
+    record_answers(project_dir, context, template_dir)
     git_init(project_dir)

@@ -8,15 +8,19 @@ installed project.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import shlex
 import signal
 import socket
 import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -34,10 +38,14 @@ COVERED_ELSEWHERE = {
     "format": "run by test_format_leaves_no_diff",
     "serve": "a server that runs until stopped: run by test_serve_answers_until_stopped",
     "drift-demo": "run by test_drift_triggers_the_monitor_and_retrain_folds_the_labels",
-    "retrain": "run by test_drift_triggers_the_monitor_and_retrain_folds_the_labels (the gate "
-    "may refuse the retrained model: a non-zero exit there is the gate working)",
+    "retrain": "run by test_drift_triggers_the_monitor_and_retrain_folds_the_labels",
     "rollback": "needs two champions: run by test_promote_then_rollback_moves_champion_back",
+    "exp": "needs a commit: see test_an_experiment_needs_a_commit_then_changes_only_what_it_sets",
+    "notebook": "a server that runs until stopped: see test_notebook_opens_in_jupyterlab_offline",
 }
+# The only skips the project's own tests may report here, each with the reason it is acceptable.
+# Any other skip fails the slow tier: a test that skips here checks nothing, and says nothing.
+ALLOWED_SKIPS: dict[str, str] = {}
 # Arguments that keep a smoke run short; the target itself is the one a user types.
 SMOKE_ARGS = {"bench-serve": ["BENCH_ARGS=--seconds 1 --connections 8"]}
 
@@ -51,15 +59,92 @@ def installed(
     project = bake_into(tmp_path_factory.mktemp(name), **COMBINATIONS[name])
     # `make data-push` must not write into the user's home (the default remote is ~/.cache/...).
     project.env["DATA_REMOTE"] = str(tmp_path_factory.mktemp(f"{name}-dvc-remote"))
-    project.run("make", "setup")
+    # With the PostgreSQL extra, the project's dbt-on-PostgreSQL test runs against the local
+    # server (.ci/run starts it) instead of skipping.
+    project.run("make", "setup", "EXTRAS=postgres")
     # Stage everything (uv.lock included) so a later `git diff` shows what a target changed.
     project.run("git", "add", "--all")
     return project
 
 
+def cli(project: BakedProject) -> tuple[str, ...]:
+    """The project's own command line, `python -m <package>`, in its environment."""
+    package = next((project.path / "src").iterdir()).name
+    return ("uv", "run", "--no-sync", "python", "-m", package)
+
+
 def make_targets(project: BakedProject) -> list[str]:
     makefile = (project.path / "Makefile").read_text(encoding="utf-8")
     return re.findall(r"^([a-zA-Z][\w-]*):.*## ", makefile, flags=re.MULTILINE)
+
+
+def documented_trigger(project: BakedProject) -> str:
+    """The retrain-trigger command of the project's README (its trigger-interface table)."""
+    readme = (project.path / "README.md").read_text(encoding="utf-8")
+    found = re.search(r"^\| command \| `([^`]+)`", readme, flags=re.MULTILINE)
+    assert found, "the README's trigger table names no command"
+    return found.group(1)
+
+
+def unexpected_skips(pytest_output: str) -> list[str]:
+    """The `SKIPPED` lines of pytest's `-ra` summary that no `ALLOWED_SKIPS` entry explains."""
+    skipped = [line for line in pytest_output.splitlines() if line.startswith("SKIPPED")]
+    return [line for line in skipped if not any(reason in line for reason in ALLOWED_SKIPS)]
+
+
+def test_a_skip_fails_the_slow_tier_unless_it_is_allowed() -> None:
+    summary = (
+        "SKIPPED [1] tests/data/test_postgres.py:19: dbt-postgres is not installed\n"
+        "12 passed, 1 skipped in 3.0s\n"
+    )
+    assert unexpected_skips(summary) == [summary.splitlines()[0]]
+    assert unexpected_skips("12 passed in 3.0s\n") == []
+
+
+@dataclass
+class Server:
+    """A long-running Make target started by a test, and its log."""
+
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def get(self, url: str, timeout: float = 90) -> bytes:
+        """The body of `url` once the server answers (fails if it dies or takes too long)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(url, timeout=2) as reply:  # noqa: S310 (http on 127.0.0.1)
+                    return bytes(reply.read())
+            except (urllib.error.URLError, ConnectionError):
+                assert self.process.poll() is None, self.log.read_text(encoding="utf-8")[-3000:]
+                assert time.monotonic() < deadline, f"{url} did not answer within {timeout:.0f} s"
+                time.sleep(0.5)
+
+
+@contextlib.contextmanager
+def running(
+    project: BakedProject, command: list[str], env: dict[str, str], folder: Path
+) -> Iterator[Server]:
+    """`command` in its own process group (make, uv, the server), stopped on leaving."""
+    log = folder / "server.log"
+    with log.open("w", encoding="utf-8") as output:
+        process = subprocess.Popen(
+            command,
+            cwd=project.path,
+            env={**project_env(), **project.env, **env},
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        yield Server(process, log)
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
 
 
 def free_port() -> int:
@@ -94,6 +179,7 @@ class InstalledProjectChecks:
         result = installed.run("make", "test")
         assert re.search(r"\d+ passed", result.stdout)
         assert " failed" not in result.stdout
+        assert unexpected_skips(result.stdout) == []
 
     def test_format_leaves_no_diff(self, installed: BakedProject) -> None:
         installed.run("make", "format")
@@ -111,21 +197,21 @@ class InstalledProjectChecks:
             installed.run("make", target, *SMOKE_ARGS.get(target, []))
 
     def test_promote_then_rollback_moves_champion_back(self, installed: BakedProject) -> None:
-        package = next((installed.path / "src").iterdir()).name
-        cli = ("uv", "run", "--no-sync", "python", "-m", package)
-
-        def champion() -> str:
-            return str(json.loads(installed.run(*cli, "lineage", "champion").stdout)["version"])
-
         installed.run("make", "all")  # on a fresh project the first model that passes is champion
-        before = champion()
+        before = self.champion(installed)
         # Another candidate from the same data and params: metrics are equal, so it is promoted.
         for step in ("train", "evaluate", "register", "promote"):
-            installed.run(*cli, step)
-        assert champion() != before
+            installed.run(*cli(installed), step)
+        assert self.champion(installed) != before
         installed.run("make", "rollback")
-        assert champion() == before
+        assert self.champion(installed) == before
         installed.run("make", "lineage")
+
+    @staticmethod
+    def champion(installed: BakedProject) -> str:
+        """The version the `champion` alias points to now."""
+        lineage = installed.run(*cli(installed), "lineage", "champion")
+        return str(json.loads(lineage.stdout)["version"])
 
     def test_drift_triggers_the_monitor_and_retrain_folds_the_labels(
         self, installed: BakedProject
@@ -136,59 +222,81 @@ class InstalledProjectChecks:
         installed.run("make", "drift-demo", "SCENARIO=sudden")
         quiet = installed.run("make", "monitor")  # without the flag an alarm is only reported
         assert "drift" in quiet.stdout
-        alarm = installed.run("make", "monitor", "FAIL_ON_DRIFT=1", check=False)
-        assert alarm.returncode != 0
-        assert "Error 3" in alarm.stderr, alarm.stderr  # 3: retrain recommended, not a crash
+        # The trigger a scheduler runs, exactly as the project's README gives it: 3 means drift.
+        alarm = installed.run(*shlex.split(documented_trigger(installed)), check=False)
+        assert alarm.returncode == 3, alarm.stdout + alarm.stderr
         summary = json.loads((installed.path / "reports/monitoring/latest.json").read_text())
         assert summary["drift_detected"] is True
         assert summary["retrain_recommended"] is True
+        champion_before = self.champion(installed)
         raw = installed.path / "data/raw/customers.csv"
         rows_before = len(raw.read_text(encoding="utf-8").splitlines())
-        retrain = installed.run("make", "retrain", check=False)
+        retrain = installed.run("make", "retrain")  # the gate passes the retrained model
         rows_after = len(raw.read_text(encoding="utf-8").splitlines())
         assert rows_after > rows_before, "the labelled batches were folded into the raw data"
         assert "folded" in retrain.stdout
-        # Whether the retrained model becomes champion is the gate's call; either way it was asked.
-        assert "promote" in retrain.stdout, retrain.stdout[-3000:]
+        retrained = self.champion(installed)
+        assert retrained != champion_before, retrain.stdout[-3000:]
+
+        # A model that really is worse, on the same data: the gate refuses it, champion stays.
+        params = installed.path / "params.yaml"
+        shipped = params.read_text(encoding="utf-8")
+        params.write_text(shipped.replace("    max_iter: 100\n", "    max_iter: 2\n"), "utf-8")
+        try:
+            for step in ("train", "evaluate", "register"):
+                installed.run("make", step)
+            refused = installed.run("make", "promote", check=False)
+        finally:
+            params.write_text(shipped, encoding="utf-8")
+        assert refused.returncode != 0
+        assert "not promoted" in refused.stderr, refused.stderr
+        assert self.champion(installed) == retrained
 
     def test_serve_answers_until_stopped(self, installed: BakedProject, tmp_path: Path) -> None:
         """`make serve` on the champion: ready within 90 s, healthy, and stopped by SIGTERM."""
         # Runs after test_every_other_target_runs: `make all` has made a champion.
         port = free_port()
-        log = tmp_path / "serve.log"
-        with log.open("w", encoding="utf-8") as output:
-            server = subprocess.Popen(
-                ["make", "serve"],
-                cwd=installed.path,
-                env={**project_env(), **installed.env, "PORT": str(port)},
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group: make, uv, uvicorn stop together
-            )
-        try:
-            deadline = time.monotonic() + 90
-            while True:
-                try:
-                    with urllib.request.urlopen(
-                        f"http://127.0.0.1:{port}/ready", timeout=2
-                    ) as reply:
-                        ready = json.loads(reply.read())
-                        break
-                except (urllib.error.URLError, ConnectionError):
-                    assert server.poll() is None, log.read_text(encoding="utf-8")[-3000:]
-                    assert time.monotonic() < deadline, "the service was not ready within 90 s"
-                    time.sleep(0.5)
+        with running(installed, ["make", "serve"], {"PORT": str(port)}, tmp_path) as server:
+            ready = json.loads(server.get(f"http://127.0.0.1:{port}/ready"))
             assert ready["ready"] is True
             assert ready["version"], ready  # the champion `make all` promoted
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as reply:
                 assert reply.status == 200
-        finally:
-            os.killpg(server.pid, signal.SIGTERM)
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(server.pid, signal.SIGKILL)
-                server.wait()
+
+    def test_notebook_opens_in_jupyterlab_offline(
+        self, installed: BakedProject, tmp_path: Path
+    ) -> None:
+        """`make notebook`: JupyterLab serves analysis/ with the project's kernel, offline."""
+        port = free_port()
+        settings = {"NOTEBOOK_PORT": str(port), "JUPYTER_TOKEN": "template-tests"}
+        with running(installed, ["make", "notebook"], settings, tmp_path) as server:
+            base = f"http://127.0.0.1:{port}"
+            assert "version" in json.loads(server.get(f"{base}/api"))
+            contents = json.loads(server.get(f"{base}/api/contents?token=template-tests"))
+            assert "01_explore_features.ipynb" in {item["name"] for item in contents["content"]}
+            kernels = json.loads(server.get(f"{base}/api/kernelspecs?token=template-tests"))
+            assert "python3" in kernels["kernelspecs"]
+
+    def test_an_experiment_needs_a_commit_then_changes_only_what_it_sets(
+        self, installed: BakedProject
+    ) -> None:
+        """`make exp`: refused with the fix before the first commit; then run and compared."""
+        if installed.answers != COMBINATIONS["defaults"]:
+            pytest.skip("the experiment flow is the same for every option set: run on the defaults")
+        refused = installed.run("make", "exp", check=False)
+        assert refused.returncode != 0
+        assert "no commit yet" in refused.stderr
+        assert "git commit" in refused.stderr  # the fix
+        installed.run("git", "add", "--all")
+        installed.run(
+            *("git", "-c", "user.name=Template Tests", "-c", "user.email=tests@example.com"),
+            *("commit", "--quiet", "--no-verify", "--message=Initial project"),
+        )
+        overrides = "-S train.estimator=random_forest -S train.random_forest.max_depth=6"
+        result = installed.run("make", "exp", f"ARGS={overrides}")
+        assert "random_forest" in result.stdout  # the comparison table lists the experiment
+        changed = installed.run("git", "diff", "--numstat", "params.yaml").stdout.split()
+        assert changed[:2] == ["2", "2"], "the two values set, and nothing else (comments kept)"
 
 
 class TestDefaults(InstalledProjectChecks):

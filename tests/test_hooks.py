@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
+from collections import OrderedDict
 from pathlib import Path
+from typing import Any
 
 import pytest
+from cookiecutter.prompt import prompt_for_config
 
 from .conftest import TEMPLATE_DIR
 
@@ -27,9 +31,45 @@ VALID = {
 }
 
 
+DEFAULTS = json.loads((TEMPLATE_DIR / "cookiecutter.json").read_text(encoding="utf-8"))
+
+
+def default_answers(cookiecutter_json: dict[str, Any]) -> dict[str, Any]:
+    """The answers `--no-input` gives for `cookiecutter_json` (derived ones rendered)."""
+    sys.path.insert(0, str(TEMPLATE_DIR))  # cookiecutter loads `_extensions` from the template
+    try:
+        context = {"cookiecutter": OrderedDict(cookiecutter_json)}
+        return dict(prompt_for_config(context, no_input=True))
+    finally:
+        sys.path.remove(str(TEMPLATE_DIR))
+
+
 def test_the_defaults_are_valid() -> None:
-    defaults = json.loads((TEMPLATE_DIR / "cookiecutter.json").read_text(encoding="utf-8"))
+    answers = default_answers(DEFAULTS)
+    assert answers["project_slug"] == "customer-quality"
+    assert answers["package_name"] == "customer_quality"
+    assert template_hooks.validate_answers(answers) == []
     assert template_hooks.validate_answers(VALID) == []
+
+
+@pytest.mark.parametrize(
+    ("changed", "fields"),
+    [
+        # The slug and the package name are derived from the name: both inherit its flaw.
+        ({"project_name": "Kunden Qualität"}, ["project_slug", "package_name"]),
+        ({"package_name": "customer-quality"}, ["package_name"]),
+        ({"author_email": "nobody"}, ["author_email"]),
+    ],
+)
+def test_a_bad_default_in_cookiecutter_json_would_be_caught(
+    changed: dict[str, str], fields: list[str]
+) -> None:
+    errors = template_hooks.validate_answers(default_answers({**DEFAULTS, **changed}))
+    assert [error.field for error in errors] == fields
+
+
+def test_every_choice_is_one_the_hooks_accept() -> None:
+    defaults = DEFAULTS
     # Every choice offered by cookiecutter.json is one the hook accepts, and the other way round.
     assert tuple(defaults["python_version"]) == template_hooks.SUPPORTED_PYTHON_VERSIONS
     assert tuple(defaults["ci_provider"]) == template_hooks.CI_PROVIDERS
@@ -141,4 +181,59 @@ def test_a_template_given_as_a_relative_path_renders(tmp_path: Path) -> None:
         cwd=TEMPLATE_DIR,
     )
     assert result.returncode == 0, result.stderr
-    assert (tmp_path / "customer-quality" / ".cruft.json").is_file()
+    record = json.loads((tmp_path / "customer-quality" / ".cruft.json").read_text("utf-8"))
+    assert record["template"] == str(TEMPLATE_DIR)  # absolute: cruft runs from the project
+
+
+def git(*args: str, cwd: Path) -> str:
+    result = subprocess.run(
+        ["git", "-c", "user.name=Template Tests", "-c", "user.email=tests@example.com", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return result.stdout.strip()
+
+
+def cruft(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    command = [str(Path(sys.executable).parent / "cruft"), *args]  # installed beside pytest
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False)
+
+
+def test_a_project_rendered_from_a_relative_path_is_updated_by_cruft(tmp_path: Path) -> None:
+    template = tmp_path / "cookiecutter-mlops"
+    shutil.copytree(
+        TEMPLATE_DIR,
+        template,
+        ignore=shutil.ignore_patterns(".git", ".venv", "*_cache", "__pycache__"),
+    )
+    git("init", "--quiet", "--initial-branch=main", cwd=template)
+    git("add", "--all", cwd=template)
+    git("commit", "--quiet", "--message=template v1", cwd=template)
+    subprocess.run(
+        [sys.executable, "-m", "cookiecutter", "--no-input", "cookiecutter-mlops", "-o", "out"],
+        cwd=tmp_path,
+        capture_output=True,
+        check=True,
+    )
+    project = tmp_path / "out" / "customer-quality"
+    record = json.loads((project / ".cruft.json").read_text(encoding="utf-8"))
+    assert record["template"] == str(template)
+    assert record["commit"] == git("rev-parse", "HEAD", cwd=template)
+    assert cruft("check", cwd=project).returncode == 0
+    diff = cruft("diff", "--exit-code", cwd=project)
+    assert diff.returncode == 0, diff.stdout + diff.stderr
+    git("add", "--all", cwd=project)
+    git("commit", "--quiet", "--no-verify", "--message=the project as rendered", cwd=project)
+
+    readme = template / "{{cookiecutter.project_slug | project_dir_name}}" / "README.md"
+    readme.write_text(readme.read_text(encoding="utf-8") + "\nA line of template v2.\n", "utf-8")
+    git("commit", "--quiet", "--all", "--message=template v2", cwd=template)
+    assert cruft("check", cwd=project).returncode != 0
+    update = cruft("update", "--skip-apply-ask", cwd=project)  # apply without asking
+    assert update.returncode == 0, update.stdout + update.stderr
+    assert (project / "README.md").read_text(encoding="utf-8").endswith("A line of template v2.\n")
+    assert cruft("check", cwd=project).returncode == 0
+    changed = [line.split()[-1] for line in git("status", "--porcelain", cwd=project).splitlines()]
+    assert changed == [".cruft.json", "README.md"]  # the new commit, and the change: nothing else
