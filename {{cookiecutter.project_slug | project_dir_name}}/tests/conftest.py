@@ -30,8 +30,8 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-# The feature contract of docs/architecture.md, built in code for the model and monitoring tests:
-# they train on small synthetic tables, independent of the demo data and of dbt.
+# The feature contract of transform/models/marts/customer_features.yml, built in code for the model
+# and monitoring tests: they train on small synthetic tables, independent of the demo data and dbt.
 SYNTHETIC_COLUMNS = [
     ("customer_id", "bigint", "id"),
     ("country", "varchar", "feature"),

@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .errors import StepError
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
 
     from .config import Settings
     from .contract import FeatureContract
+    from .registry import RegisteredModel
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +40,7 @@ PREDICTIONS_TABLE = "predictions"
 DEFAULT_CHUNK_ROWS = 50_000
 
 
-class ScoringError(RuntimeError):
+class ScoringError(StepError):
     """The score step cannot run; the message says what to do."""
 
 
@@ -55,26 +58,31 @@ class ScoringResult:
 
 
 def score_chunks(
-    pipeline: object,
-    *,
-    features: pd.DataFrame,
-    classes: tuple[str, ...],
-    positive_class: str,
-    chunk_rows: int,
+    model: RegisteredModel,
+    table: pd.DataFrame,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
     on_chunk: Callable[[int], None] | None = None,
-) -> tuple[list[str], np.ndarray]:
-    """Labels and positive-class scores of every row of `features`, `chunk_rows` at a time."""
-    positive = classes.index(positive_class)
+) -> tuple[list[str], np.ndarray, float]:
+    """Score every row of `table` with `model`'s pipeline, `chunk_rows` at a time.
+
+    Returns:
+        The predicted labels, the positive-class scores and the milliseconds spent per row.
+    """
+    started = time.perf_counter()
+    classes = tuple(str(label) for label in model.pipeline.classes_)
+    positive = classes.index(model.positive_class)
+    features = table[model.contract.feature_columns]
     labels: list[str] = []
     scores: list[np.ndarray] = []
     for start in range(0, len(features), chunk_rows):
         chunk = features.iloc[start : start + chunk_rows]
-        probabilities = np.asarray(pipeline.predict_proba(chunk))  # type: ignore[attr-defined]
+        probabilities = np.asarray(model.pipeline.predict_proba(chunk))
         labels.extend(classes[index] for index in probabilities.argmax(axis=1))
         scores.append(probabilities[:, positive])
         if on_chunk is not None:
             on_chunk(len(chunk))
-    return labels, np.concatenate(scores) if scores else np.empty(0)
+    per_row_ms = (time.perf_counter() - started) * 1000 / max(len(table), 1)
+    return labels, np.concatenate(scores) if scores else np.empty(0), per_row_ms
 
 
 def predictions_frame(
@@ -88,7 +96,7 @@ def predictions_frame(
     run_date: date,
 ) -> pd.DataFrame:
     """The rows of the ``predictions`` table for one run."""
-    import pandas as pd  # noqa: PLC0415
+    import pandas as pd
 
     return pd.DataFrame(
         {
@@ -110,7 +118,7 @@ def write_predictions(
     Raises:
         ScoringError: when the predictions database cannot be written.
     """
-    import duckdb  # noqa: PLC0415
+    import duckdb
 
     id_column, label_column = contract.id_column, contract.label_column
     settings.predictions_path.parent.mkdir(parents=True, exist_ok=True)
@@ -151,44 +159,6 @@ def write_predictions(
         connection.close()
 
 
-def batch_log_frame(
-    table: pd.DataFrame,
-    contract: FeatureContract,
-    labels: list[str],
-    scores: np.ndarray,
-    *,
-    model_name: str,
-    model_version: str,
-    scored_at: datetime,
-    run_date: date,
-    latency_ms: float,
-) -> pd.DataFrame:
-    """The run's predictions as prediction-log rows (columns of ``serving.predlog``)."""
-    import pandas as pd  # noqa: PLC0415
-
-    n_rows = len(labels)
-    frame = pd.DataFrame(
-        {
-            "request_id": f"batch-{run_date.isoformat()}",
-            "timestamp": pd.Series([scored_at.replace(tzinfo=None)] * n_rows),
-            "source": "batch",
-            "model_name": model_name,
-            "model_version": model_version,
-            "model_alias": "champion",
-            "shadow": False,
-            "entity_id": table[contract.id_column].astype("int64").astype("string").to_numpy(),
-        },
-        index=range(n_rows),
-    )
-    for name in contract.feature_columns + contract.sensitive_columns:
-        values = table[name].reset_index(drop=True)
-        frame[name] = values.astype("float64") if contract.column(name).is_numeric else values
-    frame["prediction"] = labels
-    frame["score"] = scores.astype("float64")
-    frame["latency_ms"] = latency_ms
-    return frame
-
-
 def run_scoring(
     settings: Settings,
     run_date: date | None = None,
@@ -208,9 +178,9 @@ def run_scoring(
     Raises:
         ScoringError: when there is no champion, no feature table, or the write fails.
     """
-    from .data.warehouse import WarehouseError, load_feature_table  # noqa: PLC0415
-    from .serving.loader import CHAMPION, ModelUnavailableError, fetch_registered  # noqa: PLC0415
-    from .serving.predlog import write_log_frame  # noqa: PLC0415
+    from .data.warehouse import WarehouseError, load_feature_table
+    from .prediction_log import log_batch
+    from .registry import CHAMPION, ModelUnavailableError, fetch_registered
 
     started = time.perf_counter()
     scored_at = datetime.now(tz=UTC).replace(tzinfo=None)
@@ -221,20 +191,9 @@ def run_scoring(
     except (ModelUnavailableError, WarehouseError) as error:
         raise ScoringError(str(error)) from error
     contract = model.contract
-    classes = tuple(str(label) for label in model.pipeline.classes_)
-    positive = model.positive_class if model.positive_class in classes else classes[-1]
     if on_total is not None:
         on_total(len(table))
-    scoring_started = time.perf_counter()
-    labels, scores = score_chunks(
-        model.pipeline,
-        features=table[contract.feature_columns],
-        classes=classes,
-        positive_class=positive,
-        chunk_rows=chunk_rows,
-        on_chunk=progress,
-    )
-    per_row_ms = (time.perf_counter() - scoring_started) * 1000 / max(len(table), 1)
+    labels, scores, per_row_ms = score_chunks(model, table, chunk_rows, on_chunk=progress)
     frame = predictions_frame(
         table,
         contract,
@@ -246,25 +205,21 @@ def run_scoring(
     )
     write_predictions(settings, frame, contract, run_date)
     log_file = None
-    if settings.prediction_log_enabled and len(table):
-        log = batch_log_frame(
+    if settings.prediction_log_enabled:
+        # One file per run date, replaced by a re-run: the log stays idempotent too.
+        written = log_batch(
+            settings.prediction_log_dir,
             table,
             contract,
             labels,
             scores,
-            model_name=model.name,
-            model_version=model.version,
+            model=(model.name, model.version),
+            batch_id=f"batch-{run_date.isoformat()}",
             scored_at=scored_at,
-            run_date=run_date,
             latency_ms=per_row_ms,
+            file_name=f"batch-{run_date.isoformat()}.parquet",
         )
-        # One file per run date, replaced by a re-run: the log stays idempotent too.
-        name = f"batch-{run_date.isoformat()}.parquet"
-        written = write_log_frame(log, settings.prediction_log_dir, "batch", name)
-        for earlier in settings.prediction_log_dir.glob(f"date=*/{name}"):
-            if earlier != written:  # the same run date scored on an earlier day
-                earlier.unlink()
-        log_file = str(written)
+        log_file = str(written) if written else None
     seconds = time.perf_counter() - started
     logger.info(
         "Scored %d rows with %s v%s for %s in %.1f s",

@@ -2,19 +2,27 @@
 
 Make targets and DVC stages call these commands, so each step has exactly one implementation.
 Heavy libraries (dbt, Great Expectations, MLflow) are imported inside the command that needs
-them, so `--help` and the light commands start fast.
+them, so `--help` and the light commands start fast. Every command runs under :func:`step`: a
+:class:`~.errors.StepError` (the package's errors a user can act on) becomes its message on
+stderr and its exit code (2 for a bad setting or parameter, 1 for the rest); anything else is a
+bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from .config import ConfigError, disable_telemetry, get_settings, load_params
+from .config import ConfigError, disable_telemetry, get_settings
+from .errors import StepError
 from .logs import configure_logging
+from .params import load_params
 
 app = typer.Typer(
     help="Run the steps of the MLOps loop.",
@@ -23,6 +31,20 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 logger = logging.getLogger(__name__)
+
+
+def step(command: Callable[..., None]) -> Callable[..., None]:
+    """Run `command`; a :class:`StepError` becomes its message on stderr and its exit code."""
+
+    @functools.wraps(command)  # Typer reads the command's own signature through this
+    def run(*args: object, **kwargs: object) -> None:
+        try:
+            command(*args, **kwargs)
+        except StepError as error:
+            typer.secho(f"error: {error}", err=True, fg=typer.colors.RED)
+            raise typer.Exit(error.exit_code) from None
+
+    return run
 
 
 @app.callback()
@@ -35,72 +57,57 @@ def main(
 
 
 @app.command()
+@step
 def info() -> None:
     """Print the resolved settings and parameters as JSON: where everything is, and what is set."""
     settings = get_settings()
-    try:
-        params = load_params(settings.params_file)
-    except ConfigError as error:
-        fail(error)
     payload = {
         "settings": settings.model_dump(mode="json"),
-        "params": params.model_dump(mode="json"),
+        "params": load_params(settings.params_file).model_dump(mode="json"),
     }
     typer.echo(json.dumps(payload, indent=2))
 
 
 @app.command()
+@step
 def data() -> None:
     """Generate the demo source tables (seeded) into data/raw/, as CSV that DVC versions."""
-    from .data.generate import generate_tables, write_tables  # noqa: PLC0415
+    from .data.generate import generate_tables, write_tables
 
     settings = get_settings()
-    try:
-        params = load_params(settings.params_file).data
-    except ConfigError as error:
-        fail(error)
+    params = load_params(settings.params_file).data
     tables = generate_tables(params.seed, params.n_customers, params.n_sales, params.extract_date)
     for name, path in write_tables(tables, settings.raw_dir).items():
         typer.echo(f"{name}: {path}")
 
 
 @app.command()
+@step
 def transform() -> None:
     """Check and load the raw tables, then build the warehouse with dbt (models and tests)."""
-    from .data.ingest import RawDataError  # noqa: PLC0415
-    from .transform import TransformError, build_warehouse  # noqa: PLC0415
+    from .data.build import build_warehouse
 
     settings = get_settings()
-    try:
-        result = build_warehouse(settings, load_params(settings.params_file))
-    except (ConfigError, RawDataError, TransformError) as error:
-        fail(error, code=1)
+    result = build_warehouse(settings, load_params(settings.params_file))
     typer.echo(f"warehouse built: dbt invocation {result.invocation_id}, tests {result.tests}")
 
 
 @app.command()
+@step
 def validate() -> None:
     """Run the Great Expectations gate on the feature table; record the data run if it passes."""
-    from .data.warehouse import WarehouseError  # noqa: PLC0415
-    from .data_run import build_data_run_record, write_data_run_record  # noqa: PLC0415
-    from .transform import transform_report_path  # noqa: PLC0415
-    from .validation import run_validation, validation_report_path  # noqa: PLC0415
+    from .data.build import transform_report_path
+    from .data.record import build_data_run_record, write_data_run_record
+    from .validation import ValidationFailedError, run_validation, validation_report_path
 
     settings = get_settings()
-    try:
-        params = load_params(settings.params_file)
-        report = run_validation(settings, params.validation)
-    except (ConfigError, WarehouseError, ValueError) as error:
-        fail(error, code=1)
+    report = run_validation(settings, load_params(settings.params_file).validation)
     if not report.success:
         for outcome in report.failed:
             typer.secho(f"FAILED {outcome.describe()}", err=True, fg=typer.colors.RED)
-        fail(
-            RuntimeError(
-                f"{len(report.failed)} of {report.evaluated} expectations failed on the feature "
-                f"table; details in {validation_report_path(settings)}"
-            ),
-            code=1,
+        raise ValidationFailedError(
+            f"{len(report.failed)} of {report.evaluated} expectations failed on the feature "
+            f"table; details in {validation_report_path(settings)}"
         )
     transform_report = transform_report_path(settings)
     transform_result = (
@@ -114,12 +121,10 @@ def validate() -> None:
     typer.echo(f"validation passed ({report.evaluated} expectations); data run recorded in {path}")
 
 
-@app.command(
-    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
-)
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def dbt(context: typer.Context) -> None:
     """Run any dbt command on the project's dbt project, e.g. `dbt docs generate`."""
-    from .transform import run_dbt  # noqa: PLC0415
+    from .data.build import run_dbt
 
     completed = run_dbt(get_settings(), context.args)
     typer.echo(completed.stdout, nl=False)
@@ -128,128 +133,111 @@ def dbt(context: typer.Context) -> None:
 
 
 @app.command("dvc-setup")
+@step
 def dvc_setup() -> None:
     """Initialise DVC if needed, switch its analytics off and point it at the data remote."""
-    from .data.versioning import setup_dvc  # noqa: PLC0415
+    from .data.versioning import setup_dvc
 
-    settings = get_settings()
-    try:
-        remote = setup_dvc(settings)
-    except RuntimeError as error:
-        fail(error, code=1)
-    typer.echo(f"DVC remote: {remote}")
+    typer.echo(f"DVC remote: {setup_dvc(get_settings())}")
 
 
 @app.command()
+@step
 def train() -> None:
     """Train the model from params.yaml on validated data and record the run in MLflow."""
-    from .contract import load_contract  # noqa: PLC0415 (heavy steps import lazily)
-    from .data.warehouse import load_feature_table  # noqa: PLC0415
-    from .training import data_tags, run_training, save_training_run  # noqa: PLC0415
+    from .contract import load_contract
+    from .data.warehouse import load_feature_table
+    from .training import data_tags, run_training, save_training_run
 
     settings = get_settings()
-    try:
-        params = load_params(settings.params_file)
-        contract = load_contract(settings)
-        tags = data_tags(settings)
-        table = load_feature_table(settings, contract)
-        run = run_training(settings, params, table, contract, tags)
-    except (ConfigError, RuntimeError, ValueError, FileNotFoundError) as error:
-        fail(error, code=1)
+    params = load_params(settings.params_file)
+    contract = load_contract(settings)
+    tags = data_tags(settings)
+    run = run_training(settings, params, load_feature_table(settings, contract), contract, tags)
     save_training_run(settings, run)
     typer.echo(f"run {run.run_id}: {run.estimator}, model {run.model_uri} ({run.seconds:.1f} s)")
 
 
 @app.command()
+@step
 def evaluate() -> None:
     """Evaluate the latest model: held-out metrics, post-train tests, champion comparison."""
-    from .contract import load_contract  # noqa: PLC0415
-    from .data.warehouse import load_feature_table  # noqa: PLC0415
-    from .evaluation import HEADLINE, run_evaluation  # noqa: PLC0415
-    from .provenance import TAG_DATA_VERSION  # noqa: PLC0415
-    from .training import data_tags  # noqa: PLC0415
+    from .contract import load_contract
+    from .data.warehouse import load_feature_table
+    from .evaluation.report import HEADLINE
+    from .evaluation.step import run_evaluation
+    from .provenance import TAG_DATA_VERSION
+    from .training import data_tags
 
     settings = get_settings()
-    try:
-        params = load_params(settings.params_file)
-        contract = load_contract(settings)
-        data_version = data_tags(settings).get(TAG_DATA_VERSION)
-        table = load_feature_table(settings, contract)
-        report = run_evaluation(settings, params, table, contract, data_version)
-    except (ConfigError, RuntimeError, ValueError, FileNotFoundError) as error:
-        fail(error, code=1)
-    typer.echo(f"{HEADLINE} {report['metrics'][HEADLINE]:.3f}")
+    params = load_params(settings.params_file)
+    contract = load_contract(settings)
+    data_version = data_tags(settings).get(TAG_DATA_VERSION)
+    table = load_feature_table(settings, contract)
+    report = run_evaluation(settings, params, table, contract, data_version)
+    typer.echo(f"{HEADLINE} {report.metrics[HEADLINE]:.3f}")
     marks = {"pass": "pass", "fail": "FAIL", "not_assessed": "n/a "}
-    for check in report["checks"]:
-        typer.echo(f"  {marks[check['status']]}  {check['name']}: {check['detail']}")
-    if report["not_assessed"]:
+    for check in report.checks:
+        typer.echo(f"  {marks[check.status]}  {check.name}: {check.detail}")
+    if report.not_assessed:
         typer.secho(
-            f"NOT ASSESSED ({len(report['not_assessed'])}): {', '.join(report['not_assessed'])}; "
+            f"NOT ASSESSED ({len(report.not_assessed)}): {', '.join(report.not_assessed)}; "
             "they do not block promotion unless gate.block_not_assessed is true",
             fg=typer.colors.YELLOW,
         )
-    typer.echo("all post-train tests passed" if report["passed"] else "post-train tests FAILED")
+    typer.echo("all post-train tests passed" if report.passed else "post-train tests FAILED")
 
 
 @app.command()
+@step
 def register() -> None:
     """Register the latest evaluated model as a new version with the alias `challenger`."""
-    from .registry import register as register_version  # noqa: PLC0415
+    from .evaluation.report import read_evaluation_report
+    from .registry import register as register_version
+    from .training import load_training_run
 
     settings = get_settings()
-    try:
-        version = register_version(settings)
-    except (RuntimeError, FileNotFoundError) as error:
-        fail(error, code=1)
+    training, report = load_training_run(settings), read_evaluation_report(settings)
+    version = register_version(settings, training, report)
     typer.echo(f"{settings.model_name} v{version.version} is the challenger")
 
 
 @app.command()
+@step
 def promote() -> None:
     """Move `champion` to the challenger if it passes the gate; otherwise list why not (exit 1)."""
-    from .registry import promote as promote_challenger  # noqa: PLC0415
+    from .registry import promote as promote_challenger
 
     settings = get_settings()
-    try:
-        params = load_params(settings.params_file)
-        version = promote_challenger(settings, params)
-    except (ConfigError, RuntimeError) as error:
-        fail(error, code=1)
+    version = promote_challenger(settings, load_params(settings.params_file))
     typer.echo(f"{settings.model_name} v{version} is the champion")
 
 
 @app.command()
+@step
 def rollback() -> None:
     """Move `champion` back to the previous champion."""
-    from .registry import rollback as roll_back  # noqa: PLC0415
+    from .registry import rollback as roll_back
 
     settings = get_settings()
-    try:
-        version = roll_back(settings)
-    except RuntimeError as error:
-        fail(error, code=1)
-    typer.echo(f"{settings.model_name} v{version} is the champion again")
+    typer.echo(f"{settings.model_name} v{roll_back(settings)} is the champion again")
 
 
 @app.command()
+@step
 def lineage(
     reference: Annotated[
         str, typer.Argument(help="A model version number, or an alias such as champion.")
     ] = "champion",
 ) -> None:
     """Print where a model version came from: run, data version, dbt invocation, commit, tests."""
-    from mlflow.exceptions import MlflowException  # noqa: PLC0415
+    from .registry import lineage as lineage_of
 
-    from .registry import lineage as lineage_of  # noqa: PLC0415
-
-    try:
-        payload = lineage_of(get_settings(), reference)
-    except (RuntimeError, MlflowException) as error:
-        fail(error, code=1)
-    typer.echo(json.dumps(payload, indent=2))
+    typer.echo(json.dumps(lineage_of(get_settings(), reference), indent=2))
 
 
 @app.command()
+@step
 def monitor(
     fail_on_drift: Annotated[
         bool,
@@ -269,25 +257,19 @@ def monitor(
     ] = None,
 ) -> None:
     """Compare the newest logged predictions with the champion's reference; write the report."""
-    from pathlib import Path  # noqa: PLC0415
-
-    from .monitoring.monitor import EXIT_ALARM, MonitorError, run_monitor  # noqa: PLC0415
-    from .monitoring.reference import load_reference_file  # noqa: PLC0415
+    from .monitoring.monitor import EXIT_ALARM, run_monitor
+    from .monitoring.reference import load_reference_file
 
     settings = get_settings()
-    try:
-        params = load_params(settings.params_file)
-        profile = load_reference_file(Path(reference)) if reference else None
-        result = run_monitor(settings, params, batch_id=batch_id, reference=profile)
-    except (ConfigError, MonitorError, RuntimeError, FileNotFoundError, ValueError) as error:
-        fail(error, code=1)
+    params = load_params(settings.params_file)
+    profile = load_reference_file(Path(reference)) if reference else None
+    result = run_monitor(settings, params, batch_id=batch_id, reference=profile)
     summary = result.summary
-    drift = summary.get("drift") or {}
+    drifted = ", ".join(summary.drift.drifted_features) if summary.drift else ""
     typer.echo(
-        f"{summary['status']}: {summary['window']['description']} ({summary['window']['rows']} "
-        f"rows) vs v{summary['model_version']}; drifted features: "
-        f"{', '.join(drift.get('drifted_features', [])) or 'none'}; performance: "
-        f"{summary['performance']['status']}"
+        f"{summary.status}: {summary.window.description} ({summary.window.rows} rows) vs "
+        f"v{summary.model_version}; drifted features: {drifted or 'none'}; performance: "
+        f"{summary.performance.status}"
     )
     typer.echo(f"report: {result.html_path}")
     if fail_on_drift and result.alarm:
@@ -295,50 +277,42 @@ def monitor(
 
 
 @app.command("drift-demo")
+@step
 def drift_demo(
     scenario: Annotated[
         str, typer.Argument(help="none | sudden | gradual | incremental | recurring")
     ] = "sudden",
 ) -> None:
     """Emit production batches with drift `scenario`, score and log them, monitor each one."""
-    from .data.generate import DRIFT_KINDS  # noqa: PLC0415
-    from .monitoring.feedback import run_drift_demo  # noqa: PLC0415
-    from .monitoring.monitor import MonitorError  # noqa: PLC0415
+    from .monitoring.feedback import run_drift_demo
 
     settings = get_settings()
-    if scenario not in DRIFT_KINDS:
-        fail(ValueError(f"SCENARIO={scenario!r}: choose one of {', '.join(DRIFT_KINDS)}"))
-    try:
-        params = load_params(settings.params_file)
-        results = run_drift_demo(settings, params, scenario)
-    except (ConfigError, MonitorError, RuntimeError, FileNotFoundError, ValueError) as error:
-        fail(error, code=1)
+    results = run_drift_demo(settings, load_params(settings.params_file), scenario)
     for result in results:
         summary = result.summary
-        drift = summary.get("drift") or {}
-        judged = summary["performance"]
+        share = summary.drift.drift_share if summary.drift else 0.0
+        score_psi = f"{summary.drift.prediction.psi:.3f}" if summary.drift else "not judged"
+        judged = summary.performance
         typer.echo(
-            f"{summary['window']['description']}: {summary['status']}, drift share "
-            f"{drift.get('drift_share', 0):.0%}, score PSI {drift['prediction']['psi']:.3f}, "
-            f"performance {judged['status']}"
-            + (f" ({judged['judged_period']})" if judged["judged_period"] else "")
+            f"{summary.window.description}: {summary.status}, drift share {share:.0%}, score PSI "
+            f"{score_psi}, performance {judged.status}"
+            + (f" ({judged.judged_period})" if judged.judged_period else "")
         )
     typer.echo(f"report: {results[-1].html_path}")
 
 
 @app.command("fold-labels")
+@step
 def fold_labels() -> None:
     """Fold production batches whose labels arrived into the raw data (a new DVC version)."""
-    from .monitoring.feedback import fold_labelled_batches  # noqa: PLC0415
+    from .monitoring.feedback import fold_labelled_batches
 
-    try:
-        folded = fold_labelled_batches(get_settings())
-    except (RuntimeError, FileNotFoundError) as error:
-        fail(error, code=1)
+    folded = fold_labelled_batches(get_settings())
     typer.echo(f"folded {len(folded)} labelled batch(es) into the raw data")
 
 
 @app.command()
+@step
 def score(
     run_date: Annotated[
         str | None,
@@ -348,25 +322,23 @@ def score(
         int, typer.Option("--chunk-rows", min=1, help="Rows per chunk.")
     ] = 50_000,
 ) -> None:
-    """Score the feature table with the champion into the warehouse's `predictions` table."""
-    from datetime import date  # noqa: PLC0415
+    """Score the feature table with the champion into the predictions database."""
+    from datetime import date
 
-    from .batch import ScoringError, run_scoring  # noqa: PLC0415
+    from .batch import run_scoring
 
-    settings = get_settings()
     try:
         day = date.fromisoformat(run_date) if run_date else None
     except ValueError as error:
-        fail(ValueError(f"--run-date {run_date!r}: expected YYYY-MM-DD ({error})"))
+        raise ConfigError(f"--run-date {run_date!r}: expected YYYY-MM-DD ({error})") from None
     with typer.progressbar(length=1, label="scoring", show_pos=True) as bar:
 
         def set_total(total: int) -> None:
             bar.length = max(total, 1)
 
-        try:
-            result = run_scoring(settings, day, chunk_rows, progress=bar.update, on_total=set_total)
-        except ScoringError as error:
-            fail(error, code=1)
+        result = run_scoring(
+            get_settings(), day, chunk_rows, progress=bar.update, on_total=set_total
+        )
     typer.echo(
         f"scored {result.rows} rows with {result.model_name} v{result.model_version} into "
         f"{result.table} (run date {result.run_date}) in {result.seconds:.1f} s"
@@ -374,6 +346,7 @@ def score(
 
 
 @app.command()
+@step
 def serve(
     port: Annotated[
         int | None, typer.Option("--port", help="Port (default: the PORT setting, 8000).")
@@ -386,17 +359,17 @@ def serve(
     ] = None,
 ) -> None:
     """Serve the champion over HTTP (FastAPI + uvicorn) until interrupted."""
-    from .serving.server import serve as run_server  # noqa: PLC0415
+    from .serving.server import serve as run_server
 
-    settings = get_settings()
     overrides = {"port": port, "serving_host": host, "serving_workers": workers}
-    settings = settings.model_copy(
+    settings = get_settings().model_copy(
         update={key: value for key, value in overrides.items() if value is not None}
     )
     run_server(settings)
 
 
 @app.command()
+@step
 def bundle(
     output: Annotated[
         str, typer.Option("--output", help="Folder to write (replaced).")
@@ -404,20 +377,9 @@ def bundle(
     alias: Annotated[str, typer.Option("--alias", help="Which alias to bundle.")] = "champion",
 ) -> None:
     """Write a model version with its contract to a folder, for images that carry their model."""
-    from pathlib import Path  # noqa: PLC0415
-
-    from .serving.loader import ModelUnavailableError, export_bundle  # noqa: PLC0415
+    from .serving.loader import export_bundle
 
     settings = get_settings()
     folder = Path(output) if Path(output).is_absolute() else settings.project_dir / output
-    try:
-        manifest = export_bundle(settings, folder, alias)
-    except ModelUnavailableError as error:
-        fail(error, code=1)
+    manifest = export_bundle(settings, folder, alias)
     typer.echo(f"{manifest['name']} v{manifest['version']} ({alias}) bundled in {folder}")
-
-
-def fail(error: Exception, code: int = 2) -> typer.Exit:
-    """Report a refused step on stderr and leave with `code` (raised, so it never returns)."""
-    typer.secho(f"error: {error}", err=True, fg=typer.colors.RED)
-    raise typer.Exit(code)

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
+from .errors import StepError
+
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
@@ -51,7 +53,7 @@ NUMERIC_TYPES = frozenset(
 INTEGER_TYPES = frozenset({"bigint", "integer", "int", "smallint", "tinyint", "hugeint"})
 
 
-class ContractError(ValueError):
+class ContractError(StepError, ValueError):
     """The dbt YAML does not describe a usable feature contract; the message says where."""
 
 

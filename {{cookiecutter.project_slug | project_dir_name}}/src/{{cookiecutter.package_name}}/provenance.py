@@ -15,10 +15,12 @@ import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .errors import StepError
+
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from .config import Params
+    from .params import Params
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +46,7 @@ LINEAGE_TAGS = (
 UNKNOWN = "unknown"
 
 
-class DirtyTreeError(RuntimeError):
+class DirtyTreeError(StepError):
     """Uncommitted changes where a run must be reproducible from a commit."""
 
 

@@ -1,50 +1,68 @@
-"""The register, promote and rollback steps, and the lineage of a model version.
+"""The model registry: aliases, fetching a version, registering, the promotion gate, rollback.
 
-Aliases, never stages: every evaluated candidate becomes a new model version with the alias
-``challenger``; :func:`promote` moves ``champion`` to it only when all its post-train tests passed
-and it is not worse than the current champion beyond ``gate.tolerance``; :func:`rollback` moves
-``champion`` back to the version before. The champion history is a tag on the registered model,
-so a rollback needs no other store.
+Everything that reads or moves an alias goes through this module: the register, promote and
+rollback steps, the service's loader, batch scoring and monitoring. Aliases, never stages: every
+evaluated candidate becomes a new model version with the alias ``challenger``; :func:`promote`
+moves ``champion`` to it only when no post-train test failed and it is not worse than the current
+champion beyond ``gate.tolerance``; :func:`rollback` moves ``champion`` back to the version
+before. The champion history is a tag on the registered model, so a rollback needs no other
+store.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from .provenance import LINEAGE_TAGS
-from .tracking import connect
-from .training import load_training_run
+from .contract import FeatureContract
+from .errors import StepError
+from .gate import (
+    TAG_CHECKS,
+    TAG_FAILED,
+    TAG_NOT_ASSESSED,
+    TAG_PASSED,
+    not_assessed_checks,
+    promotion_reasons,
+    version_tags,
+)
+from .tracking import (
+    CONTRACT_ARTIFACT,
+    TrackingUnavailableError,
+    connect,
+    load_sklearn_model,
+    run_artifact_text,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
 
-    from .config import Params, Settings
+    from .config import Settings
+    from .evaluation.report import EvaluationReport
+    from .params import Params
+    from .training import TrainingRun
 
 logger = logging.getLogger(__name__)
 
 CHALLENGER = "challenger"
 CHAMPION = "champion"
 HISTORY_TAG = "champion.history"  # on the registered model: JSON list of champion versions
-TAG_PASSED = "evaluation.passed"
-TAG_FAILED = "evaluation.failed"
-TAG_NOT_ASSESSED = "evaluation.not_assessed"
-TAG_CHECKS = "evaluation.checks"
-TAG_PRECISION = "evaluation.precision"
-TAG_COMPARED_WITH = "champion.compared_version"
-TAG_CHAMPION_PRECISION = "champion.precision"
-NONE = "none"
-# How each verdict is written in the `evaluation.checks` tag.
-CHECK_MARKS = {"pass": "pass", "fail": "FAIL", "not_assessed": "n/a"}
+# The lineage tags `lineage` groups (see provenance.LINEAGE_TAGS), without their prefix.
+_CODE_TAGS = ("git_commit", "git_dirty", "params_hash", "lock_hash", "python_version")
+_DATA_TAGS = ("data_version", "dbt_invocation_id", "validation")
+# MLflow's error codes for "no such model, version or alias".
+_NOT_FOUND = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"})
 
 
-class RegistryError(RuntimeError):
+class RegistryError(StepError):
     """A registry step that cannot be done as asked; the message says why and what to run."""
+
+
+class ModelUnavailableError(RegistryError):
+    """No model version can be fetched (no registry, no such alias, a missing artifact)."""
 
 
 class PromotionRefusedError(RegistryError):
@@ -57,70 +75,106 @@ class PromotionRefusedError(RegistryError):
         super().__init__(f"challenger v{version} not promoted:\n{listed}")
 
 
-def alias_version(client: MlflowClient, name: str, alias: str) -> str | None:
-    """The version `alias` points to, or None when the model or the alias does not exist."""
-    from mlflow.exceptions import MlflowException  # noqa: PLC0415
+@dataclass(frozen=True)
+class RegisteredModel:
+    """A registered version's fitted pipeline and what was recorded with it."""
 
-    try:
-        return str(client.get_model_version_by_alias(name, alias).version)
-    except MlflowException as error:
-        if error.error_code in {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}:
-            return None
-        raise
+    name: str
+    version: str
+    run_id: str
+    source: str
+    tags: dict[str, str]
+    contract: FeatureContract
+    pipeline: Any
+    positive_class: str
 
 
-def load_evaluation_report(settings: Settings) -> dict[str, Any]:
-    """The latest evaluation report (``reports/evaluation/latest.json``).
+def alias_version(settings: Settings, alias: str) -> str | None:
+    """The version `alias` points to now, or None when the model or the alias does not exist.
 
     Raises:
-        RegistryError: when there is none yet.
+        ModelUnavailableError: when the registry cannot be reached or answers with an error.
     """
-    path = settings.reports_dir / "evaluation" / "latest.json"
-    if not path.is_file():
-        raise RegistryError(f"{path}: no evaluation yet; run `make evaluate` first")
-    report: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    return report
+    return _alias(_reader(settings), settings.model_name, alias)
 
 
-def version_tags(run_tags: Mapping[str, str], report: Mapping[str, Any]) -> dict[str, str]:
-    """The tags a new model version carries: the run's lineage and its test results."""
-    tags = {key: run_tags[key] for key in LINEAGE_TAGS if key in run_tags}
-    champion = report["champion"]
-    tags.update(
-        {
-            TAG_PASSED: str(report["passed"]).lower(),
-            TAG_FAILED: ",".join(report["failed"]) or NONE,
-            TAG_NOT_ASSESSED: ",".join(report["not_assessed"]) or NONE,
-            TAG_CHECKS: ";".join(
-                f"{check['name']}={CHECK_MARKS[check['status']]}" for check in report["checks"]
-            ),
-            TAG_PRECISION: f"{report['metrics']['precision']:.6f}",
-            TAG_COMPARED_WITH: champion["version"] or NONE,
-            TAG_CHAMPION_PRECISION: (
-                f"{champion['metrics']['precision']:.6f}" if champion["metrics"] else NONE
-            ),
-        }
+def fetch_registered(settings: Settings, alias: str, version: str | None = None) -> RegisteredModel:
+    """The fitted pipeline, contract and tags of `version` (default: where `alias` points).
+
+    Raises:
+        ModelUnavailableError: with the reason and the step to run, when the registry, the alias
+            or an artifact the model needs is missing.
+    """
+    from mlflow.exceptions import MlflowException
+
+    client = _reader(settings)
+    name = settings.model_name
+    version = version or _alias(client, name, alias)
+    if version is None:
+        raise ModelUnavailableError(missing_alias_reason(client, name, alias))
+    try:
+        record = client.get_model_version(name, version)
+        run_id = str(record.run_id)
+        contract = FeatureContract.from_json(run_artifact_text(client, run_id, CONTRACT_ARTIFACT))
+        params = client.get_run(run_id).data.params
+        # By version, not alias: the alias may move while this loads.
+        pipeline = load_sklearn_model(client.get_model_version_download_uri(name, version))
+    except (MlflowException, OSError, ValueError) as error:
+        raise ModelUnavailableError(f"cannot load {name} v{version}: {error}") from error
+    classes = [str(label) for label in pipeline.classes_]
+    positive = params.get("positive_class", "")
+    return RegisteredModel(
+        name=name,
+        version=str(version),
+        run_id=run_id,
+        source=str(record.source),
+        tags=dict(record.tags),
+        contract=contract,
+        pipeline=pipeline,
+        # A run logged without it: scikit-learn's convention, the last class is the positive one.
+        positive_class=positive if positive in classes else classes[-1],
     )
-    return tags
 
 
-def register(settings: Settings) -> ModelVersion:
-    """Register the latest evaluated training run as a new version with alias ``challenger``.
+def missing_alias_reason(client: MlflowClient, name: str, alias: str) -> str:
+    """Why no version has `alias`, naming the step that is actually missing."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        registered = bool(client.search_model_versions(f"name = '{name}'", max_results=1))
+    except MlflowException as error:
+        return f"no version of model {name!r} has the alias {alias!r} ({error.message})"
+    if not registered:
+        return f"no model {name!r} is registered yet: run `make all` (train to promote)"
+    if alias != CHAMPION:
+        return f"no version of model {name!r} has the alias {alias!r}"
+    waiting = _alias(client, name, CHALLENGER)  # search results carry no aliases: ask for it
+    if waiting is None:
+        return (
+            f"{name} has no {CHAMPION} and no {CHALLENGER}: run `make register`, then "
+            "`make promote`"
+        )
+    return (
+        f"{name} has no {CHAMPION}: challenger v{waiting} is waiting; run `make promote` "
+        "(if the gate refuses it, its reasons say what failed)"
+    )
+
+
+def register(settings: Settings, training: TrainingRun, report: EvaluationReport) -> ModelVersion:
+    """Register the evaluated training run as a new version with the alias ``challenger``.
 
     The version is created with all its tags in one call; if the alias cannot be set, the version
     is deleted again, so a failure never leaves a half-registered candidate.
 
     Raises:
-        RegistryError: when the latest training run has not been evaluated.
+        RegistryError: when `report` is not the evaluation of `training`.
         TrackingUnavailableError: when the registry cannot be reached (nothing written).
     """
-    from mlflow.exceptions import MlflowException  # noqa: PLC0415
+    from mlflow.exceptions import MlflowException
 
-    training = load_training_run(settings)
-    report = load_evaluation_report(settings)
-    if report.get("run_id") != training.run_id:
+    if report.run_id != training.run_id:
         raise RegistryError(
-            f"the latest evaluation is of run {report.get('run_id')}, the latest training run is "
+            f"the latest evaluation is of run {report.run_id}, the latest training run is "
             f"{training.run_id}: run `make evaluate` first"
         )
     client = connect(settings)
@@ -150,69 +204,9 @@ def register(settings: Settings) -> ModelVersion:
     except Exception:
         client.delete_model_version(name, version.version)
         raise
-    logger.info(
-        "Registered %s v%s as %s (tests %s)",
-        name,
-        version.version,
-        CHALLENGER,
-        "passed" if report["passed"] else "FAILED: " + ", ".join(report["failed"]),
-    )
+    outcome = "passed" if report.passed else "FAILED: " + ", ".join(report.failed)
+    logger.info("Registered %s v%s as %s (tests %s)", name, version.version, CHALLENGER, outcome)
     return version
-
-
-def promotion_reasons(
-    challenger_tags: Mapping[str, str],
-    champion: str | None,
-    tolerance: float,
-    *,
-    block_not_assessed: bool = False,
-) -> list[str]:
-    """Why the challenger may not become champion (an empty list means it may).
-
-    Args:
-        challenger_tags: The challenger version's tags (test results, the comparison).
-        champion: The current champion version, or None for the first model.
-        tolerance: How far the challenger's precision may trail the champion's.
-        block_not_assessed: Refuse a challenger with checks that had nothing to judge
-            (``gate.block_not_assessed``).
-    """
-    reasons = []
-    if challenger_tags.get(TAG_PASSED) != "true":
-        failed = challenger_tags.get(TAG_FAILED, "unknown")
-        checks = challenger_tags.get(TAG_CHECKS, "")
-        reasons.append(f"post-train tests failed: {failed}")
-        reasons.extend(
-            f"failed check {entry.split('=')[0]}"
-            for entry in checks.split(";")
-            if entry.endswith("=FAIL")
-        )
-    not_assessed = not_assessed_checks(challenger_tags)
-    if block_not_assessed and not_assessed:
-        reasons.append(
-            f"checks not assessed: {', '.join(not_assessed)} (gate.block_not_assessed is true)"
-        )
-    if champion is not None:
-        compared = challenger_tags.get(TAG_COMPARED_WITH, NONE)
-        if compared != champion:
-            reasons.append(
-                f"evaluated against champion {compared}, but the champion is now v{champion}: "
-                "run `make evaluate` and `make register` again"
-            )
-        else:
-            ours = float(challenger_tags.get(TAG_PRECISION, "nan"))
-            theirs = float(challenger_tags.get(TAG_CHAMPION_PRECISION, "nan"))
-            if not ours >= theirs - tolerance:
-                reasons.append(
-                    f"precision {ours:.3f} is worse than champion v{champion}'s {theirs:.3f} "
-                    f"beyond the tolerance {tolerance:.3f}"
-                )
-    return reasons
-
-
-def not_assessed_checks(tags: Mapping[str, str]) -> list[str]:
-    """The checks of a version that had nothing to judge (from its tags)."""
-    value = tags.get(TAG_NOT_ASSESSED, NONE)
-    return [] if value == NONE else value.split(",")
 
 
 def champion_history(client: MlflowClient, name: str) -> list[str]:
@@ -233,19 +227,17 @@ def promote(settings: Settings, params: Params) -> str:
     """
     client = connect(settings)
     name = settings.model_name
-    challenger = alias_version(client, name, CHALLENGER)
+    challenger = _alias(client, name, CHALLENGER)
     if challenger is None:
         raise RegistryError(f"{name} has no {CHALLENGER}: run `make register` first")
-    champion = alias_version(client, name, CHAMPION)
+    champion = _alias(client, name, CHAMPION)
     if champion == challenger:
         logger.info("%s v%s is already %s", name, challenger, CHAMPION)
         return challenger
     tags = client.get_model_version(name, challenger).tags
+    gate = params.gate
     reasons = promotion_reasons(
-        tags,
-        champion,
-        params.gate.tolerance,
-        block_not_assessed=params.gate.block_not_assessed,
+        tags, champion, gate.tolerance, block_not_assessed=gate.block_not_assessed
     )
     if reasons:
         raise PromotionRefusedError(challenger, reasons)
@@ -277,7 +269,7 @@ def rollback(settings: Settings) -> str:
     client = connect(settings)
     name = settings.model_name
     history = champion_history(client, name)
-    current = alias_version(client, name, CHAMPION)
+    current = _alias(client, name, CHAMPION)
     if len(history) < 2:  # noqa: PLR2004 (a current and a previous champion)
         raise RegistryError(f"{name} has no previous {CHAMPION} to roll back to")
     if history[-1] != current:
@@ -298,13 +290,21 @@ def lineage(settings: Settings, reference: str) -> dict[str, Any]:
     Args:
         settings: Where the registry is.
         reference: A version number (``3``) or an alias (``champion``).
+
+    Raises:
+        RegistryError: when there is no such version or alias.
     """
-    client = connect(settings)
+    from mlflow.exceptions import MlflowException
+
+    client = _reader(settings)
     name = settings.model_name
-    if reference.isdigit():
-        version = client.get_model_version(name, reference)
-    else:
-        version = client.get_model_version_by_alias(name, reference)
+    try:
+        if reference.isdigit():
+            version = client.get_model_version(name, reference)
+        else:
+            version = client.get_model_version_by_alias(name, reference)
+    except MlflowException as error:
+        raise RegistryError(f"{name} has no version or alias {reference!r}") from error
     run = client.get_run(str(version.run_id))
     tags = version.tags
     return {
@@ -313,18 +313,8 @@ def lineage(settings: Settings, reference: str) -> dict[str, Any]:
         "aliases": sorted(version.aliases),
         "run_id": version.run_id,
         "model_uri": version.source,
-        "code": {
-            "git_commit": tags.get("lineage.git_commit"),
-            "git_dirty": tags.get("lineage.git_dirty"),
-            "params_hash": tags.get("lineage.params_hash"),
-            "lock_hash": tags.get("lineage.lock_hash"),
-            "python_version": tags.get("lineage.python_version"),
-        },
-        "data": {
-            "data_version": tags.get("lineage.data_version"),
-            "dbt_invocation_id": tags.get("lineage.dbt_invocation_id"),
-            "validation": tags.get("lineage.validation"),
-        },
+        "code": {key: tags.get(f"lineage.{key}") for key in _CODE_TAGS},
+        "data": {key: tags.get(f"lineage.{key}") for key in _DATA_TAGS},
         "tests": {
             "passed": tags.get(TAG_PASSED),
             "failed": tags.get(TAG_FAILED),
@@ -335,6 +325,25 @@ def lineage(settings: Settings, reference: str) -> dict[str, Any]:
             key: value for key, value in sorted(run.data.metrics.items()) if key.startswith("test_")
         },
     }
+
+
+def _reader(settings: Settings) -> MlflowClient:
+    """A client for the steps that only read the registry (it must exist already)."""
+    try:
+        return connect(settings, create=False)
+    except TrackingUnavailableError as error:
+        raise ModelUnavailableError(str(error)) from error
+
+
+def _alias(client: MlflowClient, name: str, alias: str) -> str | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(client.get_model_version_by_alias(name, alias).version)
+    except MlflowException as error:
+        if error.error_code in _NOT_FOUND:
+            return None
+        raise ModelUnavailableError(f"registry error: {error.message}") from error
 
 
 def _version_of_run(client: MlflowClient, name: str, run_id: str) -> ModelVersion | None:

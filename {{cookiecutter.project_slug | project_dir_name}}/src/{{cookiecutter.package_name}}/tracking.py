@@ -10,11 +10,15 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
+import tempfile
 import urllib.error
 import urllib.request
+from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from .errors import StepError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -40,7 +44,7 @@ MODEL_REQUIREMENTS = ("scikit-learn", "skops", "numpy", "pandas", "scipy", "mlfl
 TRUSTED_TYPE_PREFIXES = ("sklearn.", "numpy.")
 
 
-class TrackingUnavailableError(RuntimeError):
+class TrackingUnavailableError(StepError):
     """The tracking store or registry cannot be reached; nothing was written."""
 
 
@@ -80,21 +84,54 @@ def check_reachable(uri: str, timeout: float = 5.0) -> None:
             ) from error
 
 
-def connect(settings: Settings) -> MlflowClient:
-    """Point MLflow at the project's tracking store and registry, after checking it answers.
+def connect(settings: Settings, *, create: bool = True) -> MlflowClient:
+    """The process's client of the tracking store and registry, after checking it answers.
+
+    One client per store and process (cached); the store is checked on every call, because a
+    server can go away while a service runs. MLflow's artifact helpers read the process-wide
+    URIs, so those are set too, but only when they change.
+
+    Args:
+        settings: ``MLFLOW_TRACKING_URI`` names the store.
+        create: False for the steps that only read (serving, scoring, monitoring): a SQLite store
+            that does not exist yet is then an error, not a new empty file.
 
     Raises:
-        TrackingUnavailableError: when the store cannot be reached.
+        TrackingUnavailableError: when the store cannot be reached (or, with `create` False,
+            does not exist).
     """
-    import mlflow  # noqa: PLC0415 (heavy: imported by the steps that need it)
+    import mlflow
 
     uri = settings.mlflow_tracking_uri
+    if not create and uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///") :]).is_file():
+        raise TrackingUnavailableError(
+            f"registry {uri} not found: train and promote a model first (make all)"
+        )
     check_reachable(uri)
     # Progress bars for local artifact copies only clutter the logs of a pipeline step.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
+    if mlflow.get_tracking_uri() != uri:
+        mlflow.set_tracking_uri(uri)
+    if mlflow.get_registry_uri() != uri:
+        mlflow.set_registry_uri(uri)
+    return _client(uri)
+
+
+@lru_cache(maxsize=8)
+def _client(uri: str) -> MlflowClient:
+    import mlflow
+
     return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def run_artifact_text(client: MlflowClient, run_id: str, path: str) -> str:
+    """The text of artifact `path` of run `run_id`, read through `client`'s store.
+
+    Raises:
+        MlflowException: when the run has no such artifact (or OSError reading it).
+    """
+    with tempfile.TemporaryDirectory(prefix="artifact-") as folder:
+        return Path(client.download_artifacts(run_id, path, folder)).read_text(encoding="utf-8")
 
 
 def ensure_experiment(client: MlflowClient, settings: Settings) -> str:
@@ -131,7 +168,7 @@ def trusted_types(model: Pipeline) -> list[str]:
     Raises:
         TypeError: when the model holds a type from outside scikit-learn and numpy.
     """
-    import skops.io  # noqa: PLC0415
+    import skops.io
 
     types = sorted(skops.io.get_untrusted_types(data=skops.io.dumps(model)))
     foreign = [name for name in types if not name.startswith(TRUSTED_TYPE_PREFIXES)]
@@ -150,8 +187,8 @@ def log_sklearn_model(model: Pipeline, example: pd.DataFrame) -> ModelInfo:
     Returns:
         MLflow's record of the logged model (``model_uri`` is ``models:/<model id>``).
     """
-    import mlflow.sklearn  # noqa: PLC0415
-    from mlflow.models import infer_signature  # noqa: PLC0415
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
 
     signature = infer_signature(example, model.predict(example))
     info: ModelInfo = mlflow.sklearn.log_model(
@@ -168,7 +205,7 @@ def log_sklearn_model(model: Pipeline, example: pd.DataFrame) -> ModelInfo:
 
 def load_sklearn_model(model_uri: str) -> Pipeline:
     """Load a logged pipeline back (by ``models:/...`` or ``runs:/...`` URI)."""
-    import mlflow.sklearn  # noqa: PLC0415
+    import mlflow.sklearn
 
     model: Pipeline = mlflow.sklearn.load_model(model_uri)
     return model

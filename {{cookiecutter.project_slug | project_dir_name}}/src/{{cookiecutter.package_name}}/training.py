@@ -1,12 +1,7 @@
-"""The train step: a scikit-learn pipeline built from the feature contract and params.yaml.
+"""The train step: split the feature table, fit the pipeline (:mod:`.pipeline`), record the run.
 
-The pipeline is the contract's features in, a label out: numeric features are imputed and
-scaled, categorical ones imputed and one-hot encoded (categories unseen in training are ignored),
-then the estimator chosen in ``train.estimator``. The id and the sensitive attributes are never
-model inputs. Everything random is seeded from ``train.seed``: the same data and parameters give
-the same model. Estimators that take monotonic constraints (the two tree ensembles, on a binary
-label) get one per feature of ``evaluate.directional``: the direction the post-train tests check
-is a fact about the domain, so the model is fitted to respect it instead of merely tested for it.
+Everything random is seeded from ``train.seed``: the same data and parameters give the same model.
+An optional grid search cross-validates ``train.search.grid``, each candidate a child run.
 
 :func:`run_training` is the step as a whole: refuse data that failed validation (and a dirty tree
 outside ``local``), train, and record the run in MLflow with its lineage, its contract and the
@@ -25,7 +20,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from .errors import StepError
 from .monitoring.reference import build_reference_profile, log_reference_profile
+from .pipeline import build_pipeline, constrain_monotonic, model_input, monotonic_constraints
 from .provenance import (
     TAG_DATA_VERSION,
     TAG_DBT_INVOCATION,
@@ -36,13 +33,13 @@ from .provenance import (
 from .tracking import CONTRACT_ARTIFACT, connect, ensure_experiment, log_sklearn_model
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Mapping
 
-    from sklearn.base import ClassifierMixin
     from sklearn.pipeline import Pipeline
 
-    from .config import EvaluateParams, GridValue, Params, Settings, TrainParams
+    from .config import Settings
     from .contract import FeatureContract
+    from .params import GridValue, Params, TrainParams
 
 logger = logging.getLogger(__name__)
 
@@ -50,8 +47,12 @@ TEST_IDS_ARTIFACT = "split/test_ids.json"
 RUN_POINTER = "latest.json"
 
 
-class TrainingRefusedError(RuntimeError):
+class TrainingRefusedError(StepError):
     """The step will not train: the data failed validation, or the parameters do not fit it."""
+
+
+class TrainingRunMissingError(StepError):
+    """No model was trained in this project yet; the message says what to run."""
 
 
 @dataclass(frozen=True)
@@ -101,11 +102,11 @@ def load_training_run(settings: Settings) -> TrainingRun:
     """The latest training run, as the train step recorded it.
 
     Raises:
-        FileNotFoundError: when no model was trained in this project yet.
+        TrainingRunMissingError: when no model was trained in this project yet.
     """
     path = settings.reports_dir / "train" / RUN_POINTER
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no training run yet; run `make train` first")
+        raise TrainingRunMissingError(f"{path}: no training run yet; run `make train` first")
     return TrainingRun(**json.loads(path.read_text(encoding="utf-8")))
 
 
@@ -115,7 +116,7 @@ def data_tags(settings: Settings) -> dict[str, str]:
     Raises:
         DataRunError: when no data run was recorded yet (run ``make validate``).
     """
-    from .data_run import load_data_run_record  # noqa: PLC0415
+    from .data.record import load_data_run_record
 
     record = load_data_run_record(settings).tags()
     return {
@@ -155,7 +156,7 @@ def check_params_against_contract(params: Params, contract: FeatureContract) -> 
 
 def split_table(table: pd.DataFrame, contract: FeatureContract, params: TrainParams) -> Split:
     """Split the feature table into training and held-out rows, stratified by label, seeded."""
-    from sklearn.model_selection import train_test_split  # noqa: PLC0415
+    from sklearn.model_selection import train_test_split
 
     ordered = table.sort_values(contract.id_column, kind="stable").reset_index(drop=True)
     train, test = train_test_split(
@@ -165,106 +166,6 @@ def split_table(table: pd.DataFrame, contract: FeatureContract, params: TrainPar
         stratify=ordered[contract.label_column],
     )
     return Split(train=train.reset_index(drop=True), test=test.reset_index(drop=True))
-
-
-def model_input(frame: pd.DataFrame, contract: FeatureContract) -> pd.DataFrame:
-    """The columns the model reads (the contract's features, in contract order)."""
-    return frame[contract.feature_columns]
-
-
-def monotonic_constraints(
-    evaluate: EvaluateParams, classes: Sequence[str], positive_class: str
-) -> dict[str, int]:
-    """The monotonic constraint per feature implied by ``evaluate.directional``.
-
-    scikit-learn constrains the probability of ``classes_[1]`` (of a binary label; the classes
-    sorted): +1 may only rise with the feature, -1 only fall. ``not_more_likely`` for the
-    positive class after a positive ``change`` means its probability must not rise: -1 on the
-    positive class, flipped when the positive class is ``classes_[0]`` or the change is negative.
-
-    Returns:
-        Feature name to -1 or +1; empty for a label that is not binary (scikit-learn supports no
-        monotonic constraints there) or when there are no expectations. A feature whose
-        expectations contradict each other is left unconstrained (the tests will report it).
-    """
-    if len(classes) != 2 or not evaluate.directional:  # noqa: PLR2004 (binary)
-        if evaluate.directional:
-            logger.warning("%d classes: directional expectations are not constraints", len(classes))
-        return {}
-    towards_positive = 1 if positive_class == sorted(classes)[1] else -1
-    signs: dict[str, set[int]] = {}
-    for expectation in evaluate.directional:
-        if expectation.change == 0:
-            continue
-        direction = 1 if expectation.expect == "not_less_likely" else -1
-        step = 1 if expectation.change > 0 else -1
-        signs.setdefault(expectation.feature, set()).add(direction * step * towards_positive)
-    return {feature: next(iter(sign)) for feature, sign in signs.items() if len(sign) == 1}
-
-
-def constrain_monotonic(
-    pipeline: Pipeline, features: pd.DataFrame, constraints: Mapping[str, int]
-) -> Pipeline:
-    """Give the pipeline's estimator `constraints`, if it takes ``monotonic_cst``.
-
-    The estimator sees the preprocessed columns (numeric features keep their names, one-hot
-    columns are added after them), so the constraint array is aligned to the preprocessing's
-    output for `features`, the rows the pipeline is about to be fitted on. Scaling and imputation
-    are increasing, so a constraint on a scaled column is one on the raw feature.
-    """
-    from sklearn.base import clone  # noqa: PLC0415
-
-    if not constraints or "monotonic_cst" not in pipeline["model"].get_params():
-        return pipeline
-    names = clone(pipeline["preprocess"]).fit(features).get_feature_names_out()
-    pipeline.set_params(model__monotonic_cst=[constraints.get(str(name), 0) for name in names])
-    return pipeline
-
-
-def build_estimator(name: str, hyperparameters: Mapping[str, Any], seed: int) -> ClassifierMixin:
-    """The scikit-learn classifier called `name`, seeded where it draws random numbers."""
-    from sklearn.ensemble import (  # noqa: PLC0415
-        HistGradientBoostingClassifier,
-        RandomForestClassifier,
-    )
-    from sklearn.linear_model import LogisticRegression  # noqa: PLC0415
-
-    if name == "logistic_regression":
-        return LogisticRegression(**hyperparameters, random_state=seed)
-    if name == "random_forest":
-        return RandomForestClassifier(**hyperparameters, random_state=seed, n_jobs=1)
-    if name == "hist_gradient_boosting":
-        return HistGradientBoostingClassifier(**hyperparameters, random_state=seed)
-    raise ValueError(f"unknown estimator {name!r}")  # params validation makes this unreachable
-
-
-def build_pipeline(
-    contract: FeatureContract, estimator: str, hyperparameters: Mapping[str, Any], seed: int
-) -> Pipeline:
-    """Preprocessing derived from the contract, then the estimator."""
-    from sklearn.compose import ColumnTransformer  # noqa: PLC0415
-    from sklearn.impute import SimpleImputer  # noqa: PLC0415
-    from sklearn.pipeline import Pipeline  # noqa: PLC0415
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler  # noqa: PLC0415
-
-    numeric = Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())])
-    categorical = Pipeline(
-        [
-            ("impute", SimpleImputer(strategy="most_frequent")),
-            ("encode", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
-        ]
-    )
-    preprocess = ColumnTransformer(
-        [
-            ("numeric", numeric, contract.numeric_features),
-            ("categorical", categorical, contract.categorical_features),
-        ],
-        remainder="drop",
-        verbose_feature_names_out=False,
-    )
-    return Pipeline(
-        [("preprocess", preprocess), ("model", build_estimator(estimator, hyperparameters, seed))]
-    )
 
 
 def fit_model(
@@ -302,8 +203,8 @@ def grid_search(
     Returns:
         One entry per candidate: ``hyperparameters`` and ``cv_precision`` (mean over folds).
     """
-    from sklearn.metrics import make_scorer, precision_score  # noqa: PLC0415
-    from sklearn.model_selection import ParameterGrid, StratifiedKFold  # noqa: PLC0415
+    from sklearn.metrics import make_scorer, precision_score
+    from sklearn.model_selection import ParameterGrid, StratifiedKFold
 
     scorer = make_scorer(precision_score, pos_label=params.positive_class, zero_division=0)
     folds = StratifiedKFold(n_splits=params.search.cv_folds, shuffle=True, random_state=params.seed)
@@ -328,7 +229,7 @@ def training_metrics(
     model: Pipeline, frame: pd.DataFrame, contract: FeatureContract, positive_class: str
 ) -> dict[str, float]:
     """Precision and recall on the training rows (a sanity check; evaluate reports held-out)."""
-    from sklearn.metrics import precision_score, recall_score  # noqa: PLC0415
+    from sklearn.metrics import precision_score, recall_score
 
     truth = frame[contract.label_column]
     predicted = model.predict(model_input(frame, contract))
@@ -367,7 +268,7 @@ def run_training(
         DirtyTreeError: when the tree is dirty outside ``local``.
         TrackingUnavailableError: when the tracking store cannot be reached (nothing logged).
     """
-    import mlflow  # noqa: PLC0415
+    import mlflow
 
     if data_tags.get(TAG_VALIDATION) != "passed":
         raise TrainingRefusedError(

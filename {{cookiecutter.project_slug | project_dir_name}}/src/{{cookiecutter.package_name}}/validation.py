@@ -18,13 +18,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .config import ConfigError
 from .data.warehouse import load_feature_table
+from .errors import StepError
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from .config import Settings, ValidationParams
+    from .config import Settings
     from .contract import FeatureContract
+    from .params import ValidationParams
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +37,10 @@ _EXAMPLES = 5
 # The pandas dtypes `load_feature_table` gives each kind of contract column ("str": Python strings
 # in an object column, checked value by value).
 _DTYPES = {"id": ["int64"], "numeric": ["float64"], "text": ["str"]}
+
+
+class ValidationFailedError(StepError):
+    """The feature table failed the gate: data that fails validation never trains."""
 
 
 @dataclass(frozen=True)
@@ -116,7 +123,7 @@ def build_expectations(contract: FeatureContract, params: ValidationParams) -> l
     Raises:
         ValueError: when ``params`` names a column or label value the contract does not have.
     """
-    import great_expectations.expectations as gxe  # noqa: PLC0415 (slow import)
+    import great_expectations.expectations as gxe
 
     _check_params_against_contract(contract, params)
     # One set of bounds per column: the contract's (non_negative, accepted_range) and the ranges.
@@ -166,8 +173,8 @@ def validate_features(
     frame: pd.DataFrame, contract: FeatureContract, params: ValidationParams
 ) -> ValidationReport:
     """Run the gate on `frame` in an ephemeral (in-memory, offline) Great Expectations context."""
-    import great_expectations as gx  # noqa: PLC0415 (slow import)
-    from great_expectations.data_context.types.base import (  # noqa: PLC0415
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import (
         ProgressBarsConfig,
     )
 
@@ -206,7 +213,7 @@ def run_validation(
     settings: Settings, params: ValidationParams, contract: FeatureContract | None = None
 ) -> ValidationReport:
     """Validate the warehouse's feature table and write the result JSON (pass or fail)."""
-    from .contract import load_contract  # noqa: PLC0415
+    from .contract import load_contract
 
     contract = contract or load_contract(settings)
     report = validate_features(load_feature_table(settings, contract), contract, params)
@@ -227,10 +234,10 @@ def run_validation(
 def _check_params_against_contract(contract: FeatureContract, params: ValidationParams) -> None:
     unknown = sorted((set(params.ranges) | set(params.max_null_share)) - set(contract.column_names))
     if unknown:
-        raise ValueError(f"validation: no such column(s) in the contract: {', '.join(unknown)}")
+        raise ConfigError(f"validation: no such column(s) in the contract: {', '.join(unknown)}")
     labels = set(contract.label_values)
     if labels and not set(params.label_share) <= labels:
-        raise ValueError(
+        raise ConfigError(
             f"validation.label_share: {sorted(set(params.label_share) - labels)} is not a label "
             f"value ({', '.join(sorted(labels))})"
         )

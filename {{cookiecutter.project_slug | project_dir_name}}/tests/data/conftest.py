@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from {{ cookiecutter.package_name }}.config import Settings, load_params
+from {{ cookiecutter.package_name }}.config import Settings
+from {{ cookiecutter.package_name }}.data.build import build_warehouse
 from {{ cookiecutter.package_name }}.data.generate import generate_tables, write_tables
-from {{ cookiecutter.package_name }}.data_run import build_data_run_record, write_data_run_record
-from {{ cookiecutter.package_name }}.transform import build_warehouse
+from {{ cookiecutter.package_name }}.data.record import build_data_run_record, write_data_run_record
+from {{ cookiecutter.package_name }}.params import load_params
 from {{ cookiecutter.package_name }}.validation import run_validation
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]

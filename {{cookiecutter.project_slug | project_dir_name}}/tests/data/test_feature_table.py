@@ -7,10 +7,11 @@ import duckdb
 import pandas as pd
 import pytest
 
-from {{ cookiecutter.package_name }}.config import Settings, load_params
+from {{ cookiecutter.package_name }}.config import Settings
 from {{ cookiecutter.package_name }}.contract import FeatureContract, load_contract
+from {{ cookiecutter.package_name }}.data.record import load_data_run_record
 from {{ cookiecutter.package_name }}.data.warehouse import WarehouseError, load_feature_table
-from {{ cookiecutter.package_name }}.data_run import load_data_run_record
+from {{ cookiecutter.package_name }}.params import load_params
 from {{ cookiecutter.package_name }}.validation import validate_features
 
 pytestmark = pytest.mark.slow

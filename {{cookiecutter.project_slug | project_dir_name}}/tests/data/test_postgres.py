@@ -7,16 +7,17 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from {{ cookiecutter.package_name }}.config import Settings, load_params
+from {{ cookiecutter.package_name }}.config import Settings
+from {{ cookiecutter.package_name }}.data.build import build_warehouse
 from {{ cookiecutter.package_name }}.data.warehouse import load_feature_table
-from {{ cookiecutter.package_name }}.transform import build_warehouse
+from {{ cookiecutter.package_name }}.params import load_params
 
 pytestmark = pytest.mark.slow
 
 
 def _postgres_settings(project: Path, schema: str) -> Settings:
     if importlib.util.find_spec("dbt.adapters.postgres") is None:
-        pytest.skip("dbt-postgres is not installed (make setup EXTRAS=postgres)")
+        pytest.skip("dbt-postgres is not installed (uv sync --extra postgres)")
     import psycopg2  # noqa: PLC0415
 
     settings = Settings(project_dir=project, dbt_target="postgres", postgres_schema=schema)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from {{ cookiecutter.package_name }}.data_run import file_md5
+from {{ cookiecutter.package_name }}.data.record import file_md5
 
 pytestmark = pytest.mark.slow
 

@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from {{ cookiecutter.package_name }}.config import Params, Settings, get_settings, load_params
+from {{ cookiecutter.package_name }}.config import Settings, get_settings
+from {{ cookiecutter.package_name }}.params import Params, load_params
 
 
 @pytest.fixture(autouse=True)

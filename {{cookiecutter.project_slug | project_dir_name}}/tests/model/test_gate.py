@@ -4,17 +4,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from {{ cookiecutter.package_name }}.config import DirectionalExpectation
-from {{ cookiecutter.package_name }}.evaluation import (
-    ChampionComparison,
+from {{ cookiecutter.package_name }}.evaluation.checks import (
     champion_check,
     directional_checks,
     invariance_check,
     minimum_functionality_checks,
-    slice_report,
     threshold_checks,
 )
-from {{ cookiecutter.package_name }}.registry import (
+from {{ cookiecutter.package_name }}.evaluation.fairness import slice_report
+from {{ cookiecutter.package_name }}.evaluation.report import ChampionComparison
+from {{ cookiecutter.package_name }}.gate import (
     TAG_CHAMPION_PRECISION,
     TAG_CHECKS,
     TAG_COMPARED_WITH,
@@ -24,7 +23,8 @@ from {{ cookiecutter.package_name }}.registry import (
     TAG_PRECISION,
     promotion_reasons,
 )
-from {{ cookiecutter.package_name }}.training import build_pipeline, model_input
+from {{ cookiecutter.package_name }}.params import DirectionalExpectation
+from {{ cookiecutter.package_name }}.pipeline import build_pipeline, model_input
 
 
 @pytest.fixture(scope="module")

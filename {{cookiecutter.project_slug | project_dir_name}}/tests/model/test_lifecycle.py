@@ -11,12 +11,14 @@ from mlflow.protos.databricks_pb2 import INTERNAL_ERROR
 from typer.testing import CliRunner
 
 from {{ cookiecutter.package_name }}.cli import app
-from {{ cookiecutter.package_name }}.config import Params, Settings, get_settings
-from {{ cookiecutter.package_name }}.evaluation import run_evaluation
+from {{ cookiecutter.package_name }}.config import Settings, get_settings
+from {{ cookiecutter.package_name }}.evaluation.report import read_evaluation_report
+from {{ cookiecutter.package_name }}.evaluation.step import run_evaluation
 from {{ cookiecutter.package_name }}.monitoring.reference import (
     ReferenceMissingError,
     recorded_reference,
 )
+from {{ cookiecutter.package_name }}.params import Params
 from {{ cookiecutter.package_name }}.provenance import (
     LINEAGE_TAGS,
     TAG_DATA_VERSION,
@@ -39,6 +41,7 @@ from {{ cookiecutter.package_name }}.registry import (
 from {{ cookiecutter.package_name }}.tracking import TrackingUnavailableError, load_sklearn_model
 from {{ cookiecutter.package_name }}.training import (
     TrainingRefusedError,
+    load_training_run,
     run_training,
     save_training_run,
 )
@@ -58,8 +61,13 @@ def candidate(settings: Settings, params: Params, table, contract, train_on=None
     )
     save_training_run(settings, run)
     report = run_evaluation(settings, params, table, contract, DATA_TAGS[TAG_DATA_VERSION])
-    version = register(settings)
+    version = register_latest(settings)
     return {"run": run, "report": report, "version": str(version.version)}
+
+
+def register_latest(settings: Settings):
+    """What `make register` does: the latest training run with its evaluation."""
+    return register(settings, load_training_run(settings), read_evaluation_report(settings))
 
 
 def inverted(table: pd.DataFrame) -> pd.DataFrame:
@@ -77,16 +85,16 @@ def test_a_first_passing_model_becomes_champion_with_its_lineage(
     settings, params, table, contract, project: Path
 ) -> None:
     first = candidate(settings, params, table, contract)
-    assert first["report"]["passed"], first["report"]["failed"]
+    assert first["report"].passed, first["report"].failed
     assert promote(settings, params) == first["version"] == "1"
 
     mlflow = client(settings)
-    assert alias_version(mlflow, settings.model_name, CHAMPION) == "1"
-    assert alias_version(mlflow, settings.model_name, CHALLENGER) == "1"
+    assert alias_version(settings, CHAMPION) == "1"
+    assert alias_version(settings, CHALLENGER) == "1"
     run = mlflow.get_run(first["run"].run_id)
     assert set(LINEAGE_TAGS) <= set(run.data.tags)
     assert run.data.tags[TAG_GIT_DIRTY] == "true"  # a scratch folder: marked, not refused
-    assert run.data.metrics["test_precision"] == first["report"]["metrics"]["precision"]
+    assert run.data.metrics["test_precision"] == first["report"].metrics["precision"]
     artifacts = {
         entry.path for entry in mlflow.list_artifacts(first["run"].run_id, "evaluation/plots")
     }
@@ -99,7 +107,7 @@ def test_a_first_passing_model_becomes_champion_with_its_lineage(
     assert set(model.classes_) == {"good", "bad"}
 
     # Registering the same run again (a second `make all`) adds no version.
-    assert register(settings).version == 1
+    assert register_latest(settings).version == 1
 
     result = runner.invoke(app, ["lineage", "champion"])
     assert result.exit_code == 0, result.output
@@ -125,8 +133,8 @@ def test_a_bad_model_never_becomes_champion_and_the_reasons_are_listed(
     candidate(settings, params, table, contract)
     promote(settings, params)
     bad = candidate(settings, params, table, contract, train_on=inverted(table))
-    assert not bad["report"]["passed"]
-    failed = set(bad["report"]["failed"])
+    assert not bad["report"].passed
+    failed = set(bad["report"].failed)
     assert {
         "threshold.precision",
         "champion.comparison",
@@ -138,9 +146,8 @@ def test_a_bad_model_never_becomes_champion_and_the_reasons_are_listed(
     message = str(refused.value)
     assert "threshold.precision" in message
     assert "champion.comparison" in message
-    mlflow = client(settings)
-    assert alias_version(mlflow, settings.model_name, CHAMPION) == "1"
-    assert alias_version(mlflow, settings.model_name, CHALLENGER) == bad["version"]
+    assert alias_version(settings, CHAMPION) == "1"
+    assert alias_version(settings, CHALLENGER) == bad["version"]
 
     result = runner.invoke(app, ["promote"])
     assert result.exit_code == 1
@@ -154,12 +161,12 @@ def test_an_equal_challenger_is_promoted_and_rollback_restores_the_previous_cham
     candidate(settings, params, table, contract)
     promote(settings, params)
     second = candidate(settings, params, table, contract)
-    assert second["report"]["champion"]["version"] == "1"
+    assert second["report"].champion.version == "1"
     assert promote(settings, params) == "2"
 
     assert rollback(settings) == "1"
     mlflow = client(settings)
-    assert alias_version(mlflow, settings.model_name, CHAMPION) == "1"
+    assert alias_version(settings, CHAMPION) == "1"
     assert "rolled_back_at" in mlflow.get_model_version(settings.model_name, "2").tags
     with pytest.raises(RegistryError, match="no previous champion"):
         rollback(settings)
@@ -229,8 +236,8 @@ def test_register_refuses_a_run_that_was_not_evaluated(settings, params, table, 
     run = run_training(settings, params, table, contract, DATA_TAGS)
     save_training_run(settings, run)
     with pytest.raises(RegistryError, match="make evaluate"):
-        register(settings)
-    assert alias_version(client(settings), settings.model_name, CHALLENGER) == "1"
+        register_latest(settings)
+    assert alias_version(settings, CHALLENGER) == "1"
 
 
 def test_a_registry_error_while_looking_for_the_run_never_registers_it_twice(
@@ -243,7 +250,7 @@ def test_a_registry_error_while_looking_for_the_run_never_registers_it_twice(
 
     monkeypatch.setattr(MlflowClient, "search_model_versions", locked)
     with pytest.raises(MlflowException, match="database is locked"):
-        register(settings)  # the same run as v1: a failed search must not read as "not yet"
+        register_latest(settings)  # the same run as v1: a failed search must not read as "not yet"
     monkeypatch.undo()
     versions = client(settings).search_model_versions(f"name = '{settings.model_name}'")
     assert [version.version for version in versions] == [int(first["version"])]

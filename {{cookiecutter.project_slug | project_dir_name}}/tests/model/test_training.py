@@ -3,15 +3,14 @@ from pathlib import Path
 
 import pytest
 
-from {{ cookiecutter.package_name }}.config import ConfigError, Params, Settings, load_params
+from {{ cookiecutter.package_name }}.config import ConfigError, Settings
+from {{ cookiecutter.package_name }}.params import Params, load_params
+from {{ cookiecutter.package_name }}.pipeline import build_pipeline, model_input, monotonic_constraints
 from {{ cookiecutter.package_name }}.training import (
     TrainingRefusedError,
-    build_pipeline,
     check_params_against_contract,
     fit_model,
     grid_search,
-    model_input,
-    monotonic_constraints,
     split_table,
     training_metrics,
 )

@@ -1,6 +1,7 @@
 """Fixtures for the monitoring tests: customers whose behaviour drifts on demand, a fitted model,
 its reference profile, and a helper that logs scored rows as a batch run."""
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -8,14 +9,12 @@ import pandas as pd
 import pytest
 
 from {{ cookiecutter.package_name }}.contract import FeatureContract
-from {{ cookiecutter.package_name }}.monitoring.prediction_log import (
-    log_batch_predictions,
-)
 from {{ cookiecutter.package_name }}.monitoring.reference import (
     ReferenceProfile,
     build_reference_profile,
 )
-from {{ cookiecutter.package_name }}.training import build_pipeline
+from {{ cookiecutter.package_name }}.pipeline import build_pipeline
+from {{ cookiecutter.package_name }}.prediction_log import log_batch
 
 
 def customers(n_rows: int, shift: float = 0.0, seed: int = 0, first_id: int = 1) -> pd.DataFrame:
@@ -84,15 +83,15 @@ def log_scored(model, contract: FeatureContract):
     def log(directory: Path, table: pd.DataFrame, batch_id: str) -> None:
         features = table[contract.feature_columns]
         scores = model.predict_proba(features)[:, list(model.classes_).index("good")]
-        log_batch_predictions(
+        log_batch(
             directory,
             table,
             contract,
             [str(label) for label in model.predict(features)],
-            scores.tolist(),
-            model_name="customer_quality",
-            model_version="1",
+            scores,
+            model=("customer_quality", "1"),
             batch_id=batch_id,
+            scored_at=datetime.now(tz=UTC),
             latency_ms=0.01,
         )
 

@@ -4,7 +4,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from {{ cookiecutter.package_name }}.config import MonitorParams
 from {{ cookiecutter.package_name }}.monitoring.drift import (
     categorical_drift,
     detect_drift,
@@ -15,6 +14,7 @@ from {{ cookiecutter.package_name }}.monitoring.reference import (
     categorical_reference,
     numeric_reference,
 )
+from {{ cookiecutter.package_name }}.params import MonitorParams
 
 PARAMS = MonitorParams()
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from {{ cookiecutter.package_name }}.config import get_settings, load_params
+from {{ cookiecutter.package_name }}.config import get_settings
 from {{ cookiecutter.package_name }}.contract import load_contract
 from {{ cookiecutter.package_name }}.data.generate import (
     SourceTables,
@@ -19,7 +19,8 @@ from {{ cookiecutter.package_name }}.monitoring.feedback import (
     production_tables,
 )
 from {{ cookiecutter.package_name }}.monitoring.reference import build_reference_profile
-from {{ cookiecutter.package_name }}.training import build_pipeline
+from {{ cookiecutter.package_name }}.params import load_params
+from {{ cookiecutter.package_name }}.pipeline import build_pipeline
 
 pytestmark = pytest.mark.slow
 

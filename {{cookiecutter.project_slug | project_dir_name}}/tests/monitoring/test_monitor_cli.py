@@ -7,7 +7,6 @@ import pytest
 from typer.testing import CliRunner
 
 from {{ cookiecutter.package_name }}.cli import app
-from {{ cookiecutter.package_name }}.config import MonitorParams
 from {{ cookiecutter.package_name }}.monitoring.monitor import EXIT_ALARM
 from {{ cookiecutter.package_name }}.monitoring.performance import (
     judge_performance,
@@ -15,6 +14,7 @@ from {{ cookiecutter.package_name }}.monitoring.performance import (
     read_labels,
     write_labels,
 )
+from {{ cookiecutter.package_name }}.params import MonitorParams
 
 runner = CliRunner()
 
@@ -122,4 +122,4 @@ def test_without_labels_performance_is_not_judged(reference, tmp_path) -> None:
     result = judge_performance(periods, reference.baseline, MonitorParams(), "1")
     assert result.status == "no_labels"
     assert not result.breach
-    assert result.periods[0]["period"] == "api 2025-01-01"
+    assert result.periods[0].period == "api 2025-01-01"

@@ -3,11 +3,8 @@
 import time
 from datetime import UTC, datetime
 
-from {{ cookiecutter.package_name }}.monitoring.prediction_log import (
-    has_log,
-    read_logged_predictions,
-)
-from {{ cookiecutter.package_name }}.serving.predlog import PredictionLog
+from {{ cookiecutter.package_name }}.prediction_log import has_log, read_prediction_log
+from {{ cookiecutter.package_name }}.serving.log_writer import PredictionLogWriter
 
 
 def api_row(request_id: str, version: str, *, shadow: bool = False) -> dict:
@@ -29,7 +26,7 @@ def api_row(request_id: str, version: str, *, shadow: bool = False) -> dict:
 
 
 def test_an_empty_log_reads_as_an_empty_frame(tmp_path) -> None:
-    frame = read_logged_predictions(tmp_path / "log")
+    frame = read_prediction_log(tmp_path / "log")
     assert frame.empty
     assert {"request_id", "batch_id", "score", "entity_id"} <= set(frame.columns)
     assert not has_log(tmp_path / "log")
@@ -39,26 +36,26 @@ def test_batches_are_logged_and_read_back_by_id(make_customers, tmp_path, log_sc
     folder = tmp_path / "log"
     log_scored(folder, make_customers(300, seed=1), "batch-a")
     log_scored(folder, make_customers(200, seed=2, first_id=1000), "batch-b")
-    everything = read_logged_predictions(folder)
+    everything = read_prediction_log(folder)
     assert len(everything) == 500
     assert set(everything["batch_id"]) == {"batch-a", "batch-b"}
-    only_b = read_logged_predictions(folder, batch_id="batch-b")
+    only_b = read_prediction_log(folder, batch_id="batch-b")
     assert len(only_b) == 200
     assert only_b["entity_id"].iloc[0] == "1000"
     assert only_b["avg_payment_delay_days"].dtype == "float64"  # features come back as columns
-    assert read_logged_predictions(folder, model_version="2").empty
+    assert read_prediction_log(folder, model_version="2").empty
 
 
 def test_shadow_predictions_are_never_judged_and_the_log_survives_a_restart(tmp_path) -> None:
     folder = tmp_path / "log"
-    writer = PredictionLog(folder, flush_rows=10, flush_seconds=0.05)
+    writer = PredictionLogWriter(folder, flush_rows=10, flush_seconds=0.05)
     writer.start()
     started = time.perf_counter()
     for index in range(25):
         writer.submit([api_row(f"r{index}", "1"), api_row(f"r{index}", "2", shadow=True)])
     submit_seconds = time.perf_counter() - started
     writer.stop()  # a restart: the process goes away, the files stay
-    frame = read_logged_predictions(folder)
+    frame = read_prediction_log(folder)
     assert len(frame) == 25
     assert set(frame["model_version"]) == {"1"}
     assert frame["batch_id"].isna().all()

@@ -20,8 +20,9 @@ from serving_support import (
 )
 
 from {{ cookiecutter.package_name }}.contract import load_contract
+from {{ cookiecutter.package_name }}.registry import CHALLENGER, CHAMPION
 from {{ cookiecutter.package_name }}.serving.app import create_app
-from {{ cookiecutter.package_name }}.serving.loader import CHALLENGER, CHAMPION, LoadedModel, load_registered
+from {{ cookiecutter.package_name }}.serving.loader import LoadedModel, load_registered
 
 
 @pytest.fixture(scope="session")

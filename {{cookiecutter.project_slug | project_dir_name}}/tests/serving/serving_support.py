@@ -5,8 +5,19 @@ trained on synthetic rows that follow the project's own contract (transform/mode
 champion, v2 (another estimator) the challenger.
 """
 
+import contextlib
+import json
+import os
 import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
+from email.message import Message
 from pathlib import Path
 
 import duckdb
@@ -14,12 +25,15 @@ import mlflow
 import numpy as np
 import pandas as pd
 
+import {{ cookiecutter.package_name }} as package
 from {{ cookiecutter.package_name }}.config import Settings
 from {{ cookiecutter.package_name }}.contract import FeatureContract
-from {{ cookiecutter.package_name }}.serving.loader import CHALLENGER, CHAMPION, LoadedModel
-from {{ cookiecutter.package_name }}.serving.runtime import ServingState
+from {{ cookiecutter.package_name }}.pipeline import build_pipeline
+from {{ cookiecutter.package_name }}.registry import CHALLENGER, CHAMPION
+from {{ cookiecutter.package_name }}.serving.loader import LoadedModel
+from {{ cookiecutter.package_name }}.serving.state import ServingState
 from {{ cookiecutter.package_name }}.tracking import CONTRACT_ARTIFACT, log_sklearn_model
-from {{ cookiecutter.package_name }}.training import TEST_IDS_ARTIFACT, build_pipeline
+from {{ cookiecutter.package_name }}.training import TEST_IDS_ARTIFACT
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 MODEL_NAME = "serving_test_model"
@@ -164,3 +178,54 @@ def a_record(contract: FeatureContract, **changes: object) -> dict[str, object]:
             record[name] = (column.accepted_values or ("a",))[0]
     record.update(changes)
     return record
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def call(url: str, body: object | None = None) -> tuple[int, dict, Message]:
+    """POST `body` as JSON (or GET without one); the status, the JSON answer and the headers."""
+    data = None if body is None else json.dumps(body).encode("utf-8")
+    request = urllib.request.Request(  # noqa: S310 (http://127.0.0.1 only)
+        url, data=data, headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (loopback)
+            return response.status, json.loads(response.read()), response.headers
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read()), error.headers
+
+
+@contextlib.contextmanager
+def serving(python: str, env: dict[str, str], log_file: Path, timeout: float = 60) -> Iterator[str]:
+    """`<python> -m <package> serve` in its own process group; its base URL once /ready is 200."""
+    port = free_port()
+    with log_file.open("wb") as output:
+        process = subprocess.Popen(
+            [python, "-m", package.__name__, "serve", "--port", str(port)],
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: the workers stop with it
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            assert process.poll() is None, log_file.read_text(encoding="utf-8")
+            with contextlib.suppress(OSError):
+                if call(f"{base}/ready")[0] == 200:
+                    break
+            assert time.monotonic() < deadline, f"not ready in {timeout:.0f} s"
+            time.sleep(0.2)
+        yield base
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)

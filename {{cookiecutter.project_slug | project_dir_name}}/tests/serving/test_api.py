@@ -6,11 +6,12 @@ from fastapi.testclient import TestClient
 from pydantic import ValidationError
 from serving_support import MODEL_NAME, Registry, a_record, preloaded_state, settings_for
 
+from {{ cookiecutter.package_name }} import prediction_log
 from {{ cookiecutter.package_name }}.config import ConfigError, Settings
-from {{ cookiecutter.package_name }}.serving import predlog
+from {{ cookiecutter.package_name }}.prediction_log import read_prediction_log
+from {{ cookiecutter.package_name }}.registry import CHAMPION
 from {{ cookiecutter.package_name }}.serving.app import create_app
-from {{ cookiecutter.package_name }}.serving.loader import CHAMPION, LoadedModel, frame_to_records
-from {{ cookiecutter.package_name }}.serving.predlog import read_prediction_log
+from {{ cookiecutter.package_name }}.serving.loader import LoadedModel, frame_to_records
 from {{ cookiecutter.package_name }}.tracking import load_sklearn_model
 
 
@@ -218,7 +219,7 @@ def test_a_failed_log_write_is_counted_as_dropped(
     def disk_full(*_args: object, **_kwargs: object) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(predlog, "write_log_file", disk_full)
+    monkeypatch.setattr(prediction_log, "write_log_rows", disk_full)
     settings = settings_for(registry.folder, prediction_log_dir=tmp_path / "log")
     app = create_app(settings, preloaded_state(settings, loaded))
     with TestClient(app) as client:

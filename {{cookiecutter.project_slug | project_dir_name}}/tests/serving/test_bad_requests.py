@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from serving_support import Registry, a_record, preloaded_state, settings_for
 
 from {{ cookiecutter.package_name }}.serving.app import create_app
-from {{ cookiecutter.package_name }}.serving.runtime import ServingState
+from {{ cookiecutter.package_name }}.serving.state import ServingState
 
 JSON = {"content-type": "application/json"}
 

@@ -8,7 +8,7 @@ from serving_support import Registry, settings_for
 
 from {{ cookiecutter.package_name }} import batch
 from {{ cookiecutter.package_name }}.batch import PREDICTIONS_TABLE, ScoringError, run_scoring
-from {{ cookiecutter.package_name }}.serving.predlog import read_prediction_log
+from {{ cookiecutter.package_name }}.prediction_log import read_prediction_log
 
 
 def rows_by_date(settings) -> dict[str, int]:

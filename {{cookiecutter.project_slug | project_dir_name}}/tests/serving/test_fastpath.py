@@ -12,6 +12,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 import {{ cookiecutter.package_name }} as package
+from {{ cookiecutter.package_name }}.pipeline import build_pipeline
 from {{ cookiecutter.package_name }}.serving.loader import frame_to_records
 from {{ cookiecutter.package_name }}.serving.predictor import (
     FastPredictor,
@@ -20,7 +21,6 @@ from {{ cookiecutter.package_name }}.serving.predictor import (
     build_predictor,
     probe_rows,
 )
-from {{ cookiecutter.package_name }}.training import build_pipeline
 
 
 @pytest.mark.parametrize(
@@ -159,7 +159,7 @@ def test_an_unsupported_pipeline_is_served_as_is(registry: Registry) -> None:
 def test_the_service_never_imports_the_data_tools() -> None:
     code = (
         "import sys\n"
-        f"from {package.__name__}.serving import app, server, loader, runtime  # noqa\n"
+        f"from {package.__name__}.serving import app, server, loader, state  # noqa\n"
         f"import {package.__name__}.batch  # noqa\n"
         "loaded = {name.split('.')[0] for name in sys.modules}\n"
         "heavy = {'great_expectations', 'dbt', 'dvc'} & loaded\n"

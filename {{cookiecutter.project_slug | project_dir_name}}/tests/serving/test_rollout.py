@@ -15,9 +15,9 @@ from serving_support import (
     settings_for,
 )
 
+from {{ cookiecutter.package_name }}.prediction_log import read_prediction_log
+from {{ cookiecutter.package_name }}.registry import CHALLENGER, CHAMPION
 from {{ cookiecutter.package_name }}.serving.app import create_app
-from {{ cookiecutter.package_name }}.serving.loader import CHALLENGER, CHAMPION
-from {{ cookiecutter.package_name }}.serving.predlog import read_prediction_log
 
 
 def wait_for(condition, timeout: float = 30.0) -> None:
@@ -71,7 +71,7 @@ def test_shadow_logs_the_challenger_without_returning_it(
         )
         assert response.json()["model"]["version"] == registry.champion
         assert response.json()["model"]["alias"] == CHAMPION
-    log = read_prediction_log(tmp_path / "log")
+    log = read_prediction_log(tmp_path / "log", include_shadow=True)
     assert len(log) == 6
     shadow = log[log["shadow"]]
     assert set(shadow["model_version"]) == {registry.challenger}
@@ -101,9 +101,9 @@ def test_a_failing_shadow_is_counted_and_the_champion_still_answers(
         response = client.post("/predict", json=[a_record(registry.contract)] * 2)
         assert response.status_code == 200
         assert response.json()["model"]["version"] == registry.champion
-    assert app.state.prediction_log.shadow_errors == 1
+    assert app.state.prediction_log.failed_jobs == 1
     assert "shadow_errors_total 1.0" in app.state.metrics.exposition().decode()
-    log = read_prediction_log(tmp_path / "log")
+    log = read_prediction_log(tmp_path / "log", include_shadow=True)
     assert len(log) == 2  # the champion's answers are logged; the failed shadow adds none
     assert not log["shadow"].any()
 

@@ -3,14 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from {{ cookiecutter.package_name }}.config import (
-    ConfigError,
-    Params,
-    Settings,
-    disable_telemetry,
-    get_settings,
-    load_params,
-)
+from {{ cookiecutter.package_name }}.config import ConfigError, Settings, disable_telemetry, get_settings
+from {{ cookiecutter.package_name }}.params import Params, load_params
 
 
 def test_relative_paths_are_anchored_at_the_project_dir(tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from {{ cookiecutter.package_name }}.config import Settings
-from {{ cookiecutter.package_name }}.data_run import (
+from {{ cookiecutter.package_name }}.data.record import (
     DataRunError,
     build_data_run_record,
     data_version,

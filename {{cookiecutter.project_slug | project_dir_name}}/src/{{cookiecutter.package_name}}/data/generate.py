@@ -36,7 +36,6 @@ AGE_BANDS = ("18-24", "25-34", "35-44", "45-54", "55-64", "65+")
 AGE_BAND_WEIGHTS = (0.12, 0.24, 0.22, 0.18, 0.14, 0.10)
 PRODUCT_CATEGORIES = ("electronics", "home", "fashion", "grocery", "sports", "books")
 CATEGORY_WEIGHTS = (0.15, 0.20, 0.22, 0.25, 0.10, 0.08)
-LABELS = ("good", "bad")
 
 # How the hidden risk moves each observable (and the label). Chosen so that the label is
 # learnable (precision well above the base rate) but not trivial.

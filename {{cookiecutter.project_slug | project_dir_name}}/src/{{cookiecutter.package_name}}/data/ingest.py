@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from ..errors import StepError
+
 if TYPE_CHECKING:
     import duckdb
 
@@ -29,7 +31,7 @@ RAW_SOURCE = "raw"
 _SAMPLE = 5
 
 
-class RawDataError(ValueError):
+class RawDataError(StepError, ValueError):
     """A raw file that cannot be loaded; the message names the file, the column and the values."""
 
 

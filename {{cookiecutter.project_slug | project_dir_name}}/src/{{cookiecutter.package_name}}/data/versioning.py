@@ -13,12 +13,18 @@ import subprocess
 import sys
 from typing import TYPE_CHECKING
 
+from ..errors import StepError
+
 if TYPE_CHECKING:
     from ..config import Settings
 
 logger = logging.getLogger(__name__)
 
 REMOTE_NAME = "storage"
+
+
+class DataVersioningError(StepError):
+    """A DVC command failed; its output is in the message."""
 
 
 def setup_dvc(settings: Settings) -> str:
@@ -28,20 +34,25 @@ def setup_dvc(settings: Settings) -> str:
         The remote's URL.
 
     Raises:
-        RuntimeError: when a DVC command fails (its output is in the message).
+        DataVersioningError: when a DVC command fails (its output is in the message).
     """
     project = settings.project_dir
     if not (project / ".dvc").is_dir():
         in_git = (project / ".git").exists()
-        _dvc(settings, "init", "--quiet", *([] if in_git else ["--no-scm"]))
-    _dvc(settings, "config", "core.analytics", "false")
+        run_dvc(settings, "init", "--quiet", *([] if in_git else ["--no-scm"]))
+    run_dvc(settings, "config", "core.analytics", "false")
     remote = settings.dvc_remote
-    _dvc(settings, "remote", "add", "--local", "--default", "--force", REMOTE_NAME, remote)
+    run_dvc(settings, "remote", "add", "--local", "--default", "--force", REMOTE_NAME, remote)
     logger.info("DVC remote %r -> %s", REMOTE_NAME, remote)
     return remote
 
 
-def _dvc(settings: Settings, *args: str) -> None:
+def run_dvc(settings: Settings, *args: str) -> None:
+    """Run ``dvc <args>`` in the project with this interpreter's DVC.
+
+    Raises:
+        DataVersioningError: when it fails (its output is in the message).
+    """
     result = subprocess.run(
         [sys.executable, "-m", "dvc", *args],
         cwd=settings.project_dir,
@@ -50,4 +61,4 @@ def _dvc(settings: Settings, *args: str) -> None:
         check=False,
     )
     if result.returncode != 0:
-        raise RuntimeError(f"dvc {' '.join(args)} failed:\n{result.stdout}{result.stderr}")
+        raise DataVersioningError(f"dvc {' '.join(args)} failed:\n{result.stdout}{result.stderr}")

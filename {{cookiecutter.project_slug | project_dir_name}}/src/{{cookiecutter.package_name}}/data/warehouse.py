@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from ..contract import FEATURE_MODEL, FeatureContract, load_contract
+from ..contract import FeatureContract, load_contract
+from ..errors import StepError
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -15,7 +16,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-class WarehouseError(RuntimeError):
+class WarehouseError(StepError):
     """The warehouse (or the feature table in it) is not there; the message says what to run."""
 
 
@@ -61,7 +62,7 @@ def conform_to_contract(frame: pd.DataFrame, contract: FeatureContract) -> pd.Da
 
 
 def _read_duckdb(settings: Settings, contract: FeatureContract, columns: str) -> pd.DataFrame:
-    import duckdb  # noqa: PLC0415 (kept off the CLI's start-up path)
+    import duckdb
 
     path = settings.warehouse_path
     if not path.exists():
@@ -81,7 +82,7 @@ def _read_duckdb(settings: Settings, contract: FeatureContract, columns: str) ->
 
 def connect_postgres(settings: Settings) -> Any:  # noqa: ANN401 (psycopg2 is an optional extra)
     """A connection to the PostgreSQL warehouse named by the ``POSTGRES_*`` settings."""
-    import psycopg2  # noqa: PLC0415 (optional: installed with the `postgres` extra)
+    import psycopg2
 
     return psycopg2.connect(
         host=settings.postgres_host,
@@ -93,7 +94,7 @@ def connect_postgres(settings: Settings) -> Any:  # noqa: ANN401 (psycopg2 is an
 
 
 def _read_postgres(settings: Settings, contract: FeatureContract, columns: str) -> pd.DataFrame:
-    import psycopg2  # noqa: PLC0415 (optional: installed with the `postgres` extra)
+    import psycopg2
 
     connection = connect_postgres(settings)
     try:
@@ -110,6 +111,3 @@ def _read_postgres(settings: Settings, contract: FeatureContract, columns: str) 
     finally:
         connection.close()
     return pd.DataFrame(rows, columns=contract.column_names)
-
-
-__all__ = ["FEATURE_MODEL", "WarehouseError", "conform_to_contract", "load_feature_table"]

@@ -1,5 +1,6 @@
-"""Monitoring and the feedback loop: prediction log, drift, performance, report, retrain trigger.
+"""Monitoring and the feedback loop: drift, performance, the report and the retrain trigger.
 
-``prediction_log`` is imported by the service and batch scoring; everything else runs in the
-``monitor``, ``drift-demo`` and ``fold-labels`` commands. Nothing heavy is imported here.
+The prediction log they read is :mod:`..prediction_log`. The train step records each model's
+reference profile (:mod:`.reference`); the rest runs in the ``monitor``, ``drift-demo`` and
+``fold-labels`` commands. Nothing heavy is imported here.
 """

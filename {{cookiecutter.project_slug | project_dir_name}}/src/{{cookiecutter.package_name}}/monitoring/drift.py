@@ -19,16 +19,16 @@ passes the same two tests (with ``monitor.prediction_psi_threshold``).
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, computed_field
 
 from .reference import CategoricalReference, NumericReference, bin_shares
 
 if TYPE_CHECKING:
-    from ..config import MonitorParams
+    from ..params import MonitorParams
     from .reference import ReferenceProfile
 
 logger = logging.getLogger(__name__)
@@ -37,9 +37,10 @@ logger = logging.getLogger(__name__)
 PSI_FLOOR = 1e-4
 
 
-@dataclass(frozen=True)
-class FeatureDrift:
+class FeatureDrift(BaseModel):
     """How one column moved between the reference and the window."""
+
+    model_config = ConfigDict(frozen=True)
 
     feature: str
     kind: Literal["numeric", "categorical", "score"]
@@ -53,9 +54,10 @@ class FeatureDrift:
     reason: str
 
 
-@dataclass(frozen=True)
-class DriftResult:
+class DriftResult(BaseModel):
     """Every feature's drift, the prediction drift and the data-set verdict."""
+
+    model_config = ConfigDict(frozen=True)
 
     n_reference: int
     n_current: int
@@ -67,23 +69,17 @@ class DriftResult:
     dataset_drift: bool
     prediction_drift: bool
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def drift_detected(self) -> bool:
         """The data set or the predictions drifted."""
         return self.dataset_drift or self.prediction_drift
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def drifted_features(self) -> list[str]:
         """Names of the features that drifted."""
         return [feature.feature for feature in self.features if feature.drifted]
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready."""
-        return {
-            **asdict(self),
-            "drift_detected": self.drift_detected,
-            "drifted_features": self.drifted_features,
-        }
 
 
 def psi(reference: np.ndarray, current: np.ndarray) -> float:
@@ -103,7 +99,7 @@ def numeric_drift(
     psi_threshold: float | None = None,
 ) -> FeatureDrift:
     """PSI on the reference's quantile bins, and the two-sample KS test against its sample."""
-    from scipy.stats import ks_2samp  # noqa: PLC0415
+    from scipy.stats import ks_2samp
 
     numbers = pd.to_numeric(values, errors="coerce").astype("float64").to_numpy()
     present = numbers[~np.isnan(numbers)]
@@ -133,7 +129,7 @@ def categorical_drift(
     name: str, reference: CategoricalReference, values: pd.Series, params: MonitorParams
 ) -> FeatureDrift:
     """PSI over the reference's categories (new ones pooled), and the chi-square test."""
-    from scipy.stats import chi2_contingency  # noqa: PLC0415
+    from scipy.stats import chi2_contingency
 
     present = values.dropna().astype(str)
     missing = float(1 - len(present) / len(values)) if len(values) else 0.0
@@ -145,27 +141,14 @@ def categorical_drift(
         + [int(current_counts[~current_counts.index.isin(categories)].sum())],
         dtype="float64",
     )
-    if cur.sum() == 0 or ref.sum() == 0:
-        return _verdict(
-            name,
-            "categorical",
-            psi_value=0.0,
-            test="chi2",
-            statistic=0.0,
-            p_value=1.0,
-            missing_reference=reference.missing_share,
-            missing_current=missing,
-            params=params,
-            psi_threshold=params.psi_threshold,
-        )
-    psi_value = psi(ref / ref.sum(), cur / cur.sum())
+    psi_value, statistic, p_value = 0.0, 0.0, 1.0  # nothing to compare: no evidence of drift
     # Categories seen on neither side carry no information (and break the test's expected counts).
     table = np.vstack([ref, cur])[:, (ref + cur) > 0]
-    if table.shape[1] < 2:  # noqa: PLR2004 (one category: nothing can shift)
-        statistic, p_value = 0.0, 1.0
-    else:
-        result = chi2_contingency(table)
-        statistic, p_value = float(result.statistic), float(result.pvalue)
+    if cur.sum() and ref.sum():
+        psi_value = psi(ref / ref.sum(), cur / cur.sum())
+        if table.shape[1] >= 2:  # noqa: PLR2004 (one category: nothing can shift)
+            result = chi2_contingency(table)
+            statistic, p_value = float(result.statistic), float(result.pvalue)
     return _verdict(
         name,
         "categorical",
@@ -261,13 +244,3 @@ def _column(frame: pd.DataFrame, name: str) -> pd.Series:
         return frame[name]
     logger.warning("No logged values for feature %r: counted as missing", name)
     return pd.Series([None] * len(frame), index=frame.index, dtype="object")
-
-
-__all__ = [
-    "DriftResult",
-    "FeatureDrift",
-    "categorical_drift",
-    "detect_drift",
-    "numeric_drift",
-    "psi",
-]

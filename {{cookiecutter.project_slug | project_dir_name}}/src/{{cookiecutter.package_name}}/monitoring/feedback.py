@@ -21,23 +21,21 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import subprocess
-import sys
-import time
 from dataclasses import asdict, dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 import pandas as pd
 
-from .monitor import labels_dir, run_monitor
+from ..config import ConfigError
+from .monitor import MonitorError, labels_dir, run_monitor
 from .performance import write_labels
-from .prediction_log import log_batch_predictions
 
 if TYPE_CHECKING:
-    from ..config import Params, Settings
+    from ..config import Settings
     from ..data.generate import DriftKind, SourceTables
+    from ..params import Params
     from .monitor import MonitorResult
 
 logger = logging.getLogger(__name__)
@@ -88,7 +86,7 @@ def list_batches(settings: Settings) -> list[ProductionBatch]:
 
 def renumber(tables: SourceTables, number: int) -> SourceTables:
     """Give batch `number` its own block of customer and sale ids (order kept)."""
-    from ..data.generate import SourceTables  # noqa: PLC0415
+    from ..data.generate import SourceTables
 
     customers, sales = tables.customers.copy(), tables.sales.copy()
     customer_ids = {
@@ -115,7 +113,7 @@ def production_tables(
         run: The demo run (several runs draw different customers).
         number: The batch's number among all batches (sets its id block).
     """
-    from ..data.generate import generate_batch  # noqa: PLC0415
+    from ..data.generate import generate_batch
 
     demo = params.monitor.demo
     # As many sales per customer as the reference extract: otherwise n_orders would "drift".
@@ -147,7 +145,7 @@ def emit_batch(
         step: The batch's place in the scenario (drift grows with it; from 1).
         run: The demo run (several runs draw different customers).
     """
-    from ..data.generate import write_tables  # noqa: PLC0415
+    from ..data.generate import write_tables
 
     number = max((batch.number for batch in list_batches(settings)), default=0) + 1
     tables = production_tables(params, kind, step, run, number)
@@ -167,17 +165,18 @@ def emit_batch(
 def build_features(settings: Settings, params: Params, folder: Path) -> pd.DataFrame:
     """The feature table of the raw tables in ``<folder>/raw``, built by the project's dbt models.
 
-    The warehouse is a scratch one in `folder`, removed afterwards; the project's own warehouse
-    is not touched.
+    The warehouse is a scratch DuckDB file in `folder`, removed afterwards, whatever the project's
+    target: its own warehouse is not touched.
     """
-    from ..data.warehouse import load_feature_table  # noqa: PLC0415
-    from ..transform import build_warehouse  # noqa: PLC0415
+    from ..data.build import build_warehouse
+    from ..data.warehouse import load_feature_table
 
     scratch = settings.model_copy(
         update={
             "data_dir": folder,
             "reports_dir": folder / "reports",
             "warehouse_path": folder / "warehouse.duckdb",
+            "dbt_target": "duckdb",
         }
     )
     try:
@@ -194,30 +193,21 @@ def score_and_log(settings: Settings, table: pd.DataFrame, batch_id: str) -> tup
     Returns:
         The champion version that scored, and the number of rows.
     """
-    from ..batch import score_chunks  # noqa: PLC0415
-    from ..serving.loader import CHAMPION, fetch_registered  # noqa: PLC0415
+    from ..batch import score_chunks
+    from ..prediction_log import log_batch
+    from ..registry import CHAMPION, fetch_registered
 
     model = fetch_registered(settings, CHAMPION)
-    contract = model.contract
-    classes = tuple(str(label) for label in model.pipeline.classes_)
-    started = time.perf_counter()
-    labels, scores = score_chunks(
-        model.pipeline,
-        features=table[contract.feature_columns],
-        classes=classes,
-        positive_class=model.positive_class,
-        chunk_rows=50_000,
-    )
-    per_row_ms = (time.perf_counter() - started) * 1000 / max(len(table), 1)
-    log_batch_predictions(
+    labels, scores, per_row_ms = score_chunks(model, table)
+    log_batch(
         settings.prediction_log_dir,
         table,
-        contract,
+        model.contract,
         labels,
-        scores.tolist(),
-        model_name=model.name,
-        model_version=model.version,
+        scores,
+        model=(model.name, model.version),
         batch_id=batch_id,
+        scored_at=datetime.now(tz=UTC),
         latency_ms=per_row_ms,
     )
     return model.version, len(table)
@@ -249,12 +239,12 @@ def run_drift_demo(settings: Settings, params: Params, kind: str) -> list[Monito
         The monitoring result of each batch, in order.
 
     Raises:
-        ValueError: when `kind` is not a drift kind of the generator.
+        ConfigError: when `kind` is not a drift kind of the generator.
     """
-    from ..data.generate import DRIFT_KINDS  # noqa: PLC0415
+    from ..data.generate import DRIFT_KINDS
 
     if kind not in DRIFT_KINDS:
-        raise ValueError(f"unknown drift kind {kind!r}; choose one of {', '.join(DRIFT_KINDS)}")
+        raise ConfigError(f"unknown drift kind {kind!r}; choose one of {', '.join(DRIFT_KINDS)}")
     drift = cast("DriftKind", kind)
     demo = params.monitor.demo
     # Each demo run draws other customers: its number is one more than the runs before it.
@@ -275,7 +265,17 @@ def fold_labelled_batches(settings: Settings) -> list[str]:
 
     Returns:
         The ids of the batches folded (empty when there was nothing to fold).
+
+    Raises:
+        MonitorError: when the raw tables to fold into are not there (run ``make data``).
     """
+    missing = [
+        name for name in ("customers", "sales") if not (settings.raw_dir / f"{name}.csv").is_file()
+    ]
+    if missing:
+        raise MonitorError(
+            f"{settings.raw_dir}: no {', '.join(missing)} table to fold into; run `make data`"
+        )
     batches = [
         batch for batch in list_batches(settings) if batch.labels_released and not batch.folded
     ]
@@ -312,8 +312,10 @@ def commit_raw_data(settings: Settings) -> None:
     """Record the changed raw tables as a new DVC version (``dvc commit``), when DVC is set up.
 
     Raises:
-        RuntimeError: when ``dvc commit`` fails (its output is in the message).
+        DataVersioningError: when ``dvc commit`` fails (its output is in the message).
     """
+    from ..data.versioning import run_dvc
+
     if not (settings.project_dir / ".dvc").is_dir():
         logger.warning("DVC is not set up here (run `make setup`): the raw data is not versioned")
         return
@@ -321,26 +323,5 @@ def commit_raw_data(settings: Settings) -> None:
         str(path.relative_to(settings.project_dir))
         for path in sorted(settings.raw_dir.glob("*.csv"))
     ]
-    result = subprocess.run(
-        [sys.executable, "-m", "dvc", "commit", "--force", "--quiet", *targets],
-        cwd=settings.project_dir,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"dvc commit failed:\n{result.stdout}{result.stderr}")
+    run_dvc(settings, "commit", "--force", "--quiet", *targets)
     logger.info("DVC recorded the new raw data version (commit dvc.lock to keep it)")
-
-
-__all__ = [
-    "ProductionBatch",
-    "build_features",
-    "emit_batch",
-    "fold_labelled_batches",
-    "list_batches",
-    "production_tables",
-    "release_labels",
-    "run_drift_demo",
-    "score_and_log",
-]

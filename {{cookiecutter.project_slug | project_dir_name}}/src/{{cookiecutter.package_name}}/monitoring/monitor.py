@@ -16,23 +16,26 @@ step exits with :data:`EXIT_ALARM` when ``retrain_recommended`` is true.
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from .drift import detect_drift
-from .performance import judge_performance, performance_by_period, read_labels
-from .prediction_log import read_logged_predictions
+from pydantic import BaseModel, ConfigDict, Field, computed_field
+
+from ..errors import StepError
+from ..prediction_log import read_prediction_log
+from .drift import DriftResult, detect_drift
+from .performance import PerformanceResult, judge_performance, performance_by_period, read_labels
 from .report import render_html
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from ..config import Params, Settings
+    from ..config import Settings
+    from ..params import Params
     from .reference import ReferenceProfile
 
 logger = logging.getLogger(__name__)
@@ -42,22 +45,76 @@ EXIT_ALARM = 3
 mean the step itself failed)."""
 
 
-class MonitorError(RuntimeError):
-    """The monitor cannot run (no champion, no reference); the message says what to run."""
+class MonitorError(StepError):
+    """The monitor cannot run (no champion, no raw tables to fold into); the message says why."""
+
+
+class Window(BaseModel):
+    """The rows judged for drift."""
+
+    model_config = ConfigDict(frozen=True)
+
+    description: str
+    rows: int
+    batch_id: str | None
+    first: str | None
+    last: str | None
+
+
+Status = Literal["ok", "drift", "performance", "drift+performance", "insufficient_data"]
+
+
+class MonitoringSummary(BaseModel):
+    """One monitoring run's verdict and the figures behind it: the JSON report, typed.
+
+    ``drift_detected``, ``performance_breach`` and ``retrain_recommended`` are the retrain
+    trigger's interface (see the README); ``drift`` is absent when the window was too small.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    generated_at: str
+    model_name: str
+    model_version: str | None
+    window: Window
+    thresholds: dict[str, Any]
+    drift: DriftResult | None
+    performance: PerformanceResult
+    status: Status
+    message: str | None = None
+    reports: dict[str, str] = Field(default_factory=dict)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def drift_detected(self) -> bool:
+        """The data set or the predictions drifted."""
+        return self.drift is not None and self.drift.drift_detected
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def performance_breach(self) -> bool:
+        """The latest labelled period fell below the held-out baseline."""
+        return self.performance.breach
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def retrain_recommended(self) -> bool:
+        """Drift or a performance breach: the retrain trigger."""
+        return self.drift_detected or self.performance_breach
 
 
 @dataclass(frozen=True)
 class MonitorResult:
     """The summary of one monitoring run and where its report files are."""
 
-    summary: dict[str, Any]
+    summary: MonitoringSummary
     html_path: Path
     json_path: Path
 
     @property
     def alarm(self) -> bool:
         """Drift or a performance breach: retraining is recommended."""
-        return bool(self.summary["retrain_recommended"])
+        return self.summary.retrain_recommended
 
 
 def monitoring_dir(settings: Settings) -> Path:
@@ -76,10 +133,9 @@ def champion_version(settings: Settings) -> str:
     Raises:
         MonitorError: when there is no champion yet.
     """
-    from ..registry import CHAMPION, alias_version  # noqa: PLC0415
-    from ..tracking import connect  # noqa: PLC0415
+    from ..registry import CHAMPION, alias_version
 
-    version = alias_version(connect(settings), settings.model_name, CHAMPION)
+    version = alias_version(settings, CHAMPION)
     if version is None:
         raise MonitorError(f"{settings.model_name} has no {CHAMPION}: run `make promote` first")
     return version
@@ -120,62 +176,58 @@ def run_monitor(
 
     Raises:
         MonitorError: when there is no champion (and no `reference` was given).
+        ReferenceMissingError: when the champion carries no recorded reference profile.
     """
-    from .reference import recorded_reference  # noqa: PLC0415 (MLflow only when needed)
+    from .reference import recorded_reference
 
     options = params.monitor
     if reference is None:
         reference = recorded_reference(settings, champion_version(settings))
-    log = read_logged_predictions(
-        settings.prediction_log_dir, model_version=reference.model_version
-    )
+    log = read_prediction_log(settings.prediction_log_dir, model_version=reference.model_version)
     window, description = select_window(log, options.window_rows, batch_id)
-    summary: dict[str, Any] = {
-        "generated_at": datetime.now(tz=UTC).isoformat(timespec="seconds"),
-        "model_name": reference.model_name,
-        "model_version": reference.model_version,
-        "window": {
-            "description": description,
-            "rows": len(window),
-            "batch_id": batch_id,
-            "first": _iso(window["timestamp"].min()) if len(window) else None,
-            "last": _iso(window["timestamp"].max()) if len(window) else None,
-        },
-        "thresholds": options.model_dump(mode="json", exclude={"demo"}),
-    }
-    drift = None
-    if len(window) >= options.min_rows:
-        drift = detect_drift(reference, window, options)
-        summary["drift"] = drift.to_dict()
+    drift = detect_drift(reference, window, options) if len(window) >= options.min_rows else None
     periods = performance_by_period(
         log, read_labels(labels_dir(settings)), reference.positive_class
     )
     performance = judge_performance(periods, reference.baseline, options, reference.model_version)
-    summary["performance"] = performance.to_dict()
-    summary["drift_detected"] = bool(drift and drift.drift_detected)
-    summary["performance_breach"] = performance.breach
-    summary["retrain_recommended"] = summary["drift_detected"] or performance.breach
+    drifted = drift is not None and drift.drift_detected
+    message = None
+    status: Status
     if drift is None and not performance.breach:
-        summary["status"] = "insufficient_data"
-        summary["message"] = (
+        status = "insufficient_data"
+        message = (
             f"{len(window)} rows in the window ({description}); at least {options.min_rows} "
             "are needed to judge drift (`monitor.min_rows`)"
         )
+    elif drifted and performance.breach:
+        status = "drift+performance"
     else:
-        flags = [
-            name
-            for name, raised in (
-                ("drift", summary["drift_detected"]),
-                ("performance", performance.breach),
-            )
-            if raised
-        ]
-        summary["status"] = "+".join(flags) or "ok"
+        status = "drift" if drifted else "performance" if performance.breach else "ok"
+    summary = MonitoringSummary(
+        generated_at=datetime.now(tz=UTC).isoformat(timespec="seconds"),
+        model_name=reference.model_name,
+        model_version=reference.model_version,
+        window=Window(
+            description=description,
+            rows=len(window),
+            batch_id=batch_id,
+            first=_iso(window["timestamp"].min()) if len(window) else None,
+            last=_iso(window["timestamp"].max()) if len(window) else None,
+        ),
+        thresholds=options.model_dump(mode="json", exclude={"demo"}),
+        drift=drift,
+        performance=performance,
+        status=status,
+        message=message,
+    )
     return write_report(settings, summary, reference, window)
 
 
 def write_report(
-    settings: Settings, summary: dict[str, Any], reference: ReferenceProfile, window: pd.DataFrame
+    settings: Settings,
+    summary: MonitoringSummary,
+    reference: ReferenceProfile,
+    window: pd.DataFrame,
 ) -> MonitorResult:
     """Write the HTML report and the JSON summary, and copy both to ``latest.*``."""
     folder = monitoring_dir(settings)
@@ -183,15 +235,17 @@ def write_report(
     stamp = datetime.now(tz=UTC).strftime("%Y%m%dT%H%M%S%fZ")
     stem = f"{stamp}-v{reference.model_version or 'reference'}"
     html_path, json_path = folder / f"{stem}.html", folder / f"{stem}.json"
-    summary["reports"] = {"html": str(html_path), "json": str(json_path)}
+    summary = summary.model_copy(
+        update={"reports": {"html": str(html_path), "json": str(json_path)}}
+    )
     html_path.write_text(render_html(summary, reference, window), encoding="utf-8")
-    json_path.write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
+    json_path.write_text(summary.model_dump_json(indent=2) + "\n", encoding="utf-8")
     for source, latest in ((html_path, "latest.html"), (json_path, "latest.json")):
         # Copied through a temporary file: a reader of latest.* never sees half a report.
         partial = folder / f".{latest}.partial"
         shutil.copyfile(source, partial)
         partial.replace(folder / latest)
-    logger.info("Monitoring report: %s (%s)", html_path, summary["status"])
+    logger.info("Monitoring report: %s (%s)", html_path, summary.status)
     return MonitorResult(summary=summary, html_path=html_path, json_path=json_path)
 
 

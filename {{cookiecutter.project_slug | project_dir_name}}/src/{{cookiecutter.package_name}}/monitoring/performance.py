@@ -10,37 +10,49 @@ precision and recall recorded with the model version (its reference profile).
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from pathlib import Path
 
-    from ..config import MonitorParams
+    from ..params import MonitorParams
 
 logger = logging.getLogger(__name__)
 
 LABEL_COLUMNS = ("entity_id", "label")
 
 
-@dataclass(frozen=True)
-class PerformanceResult:
+class PeriodPerformance(BaseModel):
+    """One period's predictions and, for those whose label arrived, precision and recall."""
+
+    model_config = ConfigDict(frozen=True)
+
+    period: str  # a scoring batch's id, or "api <UTC day>"
+    model_version: str
+    started: str
+    n_predictions: int
+    n_labelled: int
+    precision: float | None  # None: no positive prediction (or no label) in the period
+    recall: float | None
+    positive_rate: float | None
+
+
+class PerformanceResult(BaseModel):
     """Precision and recall per period, and whether the latest judged period breached."""
 
-    status: str  # ok | breach | no_labels | too_few_labels
+    model_config = ConfigDict(frozen=True)
+
+    status: Literal["ok", "breach", "no_labels", "too_few_labels"]
     baseline: dict[str, float]
-    periods: list[dict[str, Any]] = field(default_factory=list)
+    periods: list[PeriodPerformance] = Field(default_factory=list)
     judged_period: str | None = None
     breach: bool = False
-    reasons: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready."""
-        return asdict(self)
+    reasons: list[str] = Field(default_factory=list)
 
 
 def write_labels(
@@ -137,10 +149,12 @@ def judge_performance(
         The result; a breach lists each metric below its floor.
     """
     records = [
-        {
-            str(key): (None if isinstance(value, float) and np.isnan(value) else value)
-            for key, value in row.items()
-        }
+        PeriodPerformance.model_validate(
+            {
+                str(key): (None if isinstance(value, float) and np.isnan(value) else value)
+                for key, value in row.items()
+            }
+        )
         for row in periods.to_dict(orient="records")
     ]
     mine = periods if model_version is None else periods[periods["model_version"] == model_version]

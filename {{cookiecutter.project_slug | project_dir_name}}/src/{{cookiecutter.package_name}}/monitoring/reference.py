@@ -22,7 +22,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from ..config import ConfigError
+from ..errors import StepError
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -160,7 +163,7 @@ def build_reference_profile(
     Returns:
         The profile.
     """
-    from sklearn.metrics import precision_score, recall_score  # noqa: PLC0415
+    from sklearn.metrics import precision_score, recall_score
 
     features = frame[contract.feature_columns]
     classes = [str(label) for label in model.classes_]
@@ -189,12 +192,12 @@ def build_reference_profile(
 
 def log_reference_profile(profile: ReferenceProfile) -> None:
     """Record `profile` on the active MLflow run (the train step does this for every model)."""
-    import mlflow  # noqa: PLC0415
+    import mlflow
 
     mlflow.log_text(profile.to_json(), REFERENCE_ARTIFACT)
 
 
-class ReferenceMissingError(RuntimeError):
+class ReferenceMissingError(StepError):
     """The model version carries no recorded reference profile; the message says what to run."""
 
 
@@ -205,15 +208,14 @@ def recorded_reference(settings: Settings, version: str) -> ReferenceProfile:
         ReferenceMissingError: when its run has none (a model trained before references were
             recorded, or logged by other code): retrain and register it.
     """
-    import mlflow  # noqa: PLC0415
-    from mlflow.exceptions import MlflowException  # noqa: PLC0415
+    from mlflow.exceptions import MlflowException
 
-    from ..tracking import connect  # noqa: PLC0415
+    from ..tracking import connect, run_artifact_text
 
-    client = connect(settings)
+    client = connect(settings, create=False)
     run_id = str(client.get_model_version(settings.model_name, version).run_id)
     try:
-        text = mlflow.artifacts.load_text(f"runs:/{run_id}/{REFERENCE_ARTIFACT}")
+        text = run_artifact_text(client, run_id, REFERENCE_ARTIFACT)
     except (MlflowException, OSError) as error:
         raise ReferenceMissingError(
             f"{settings.model_name} v{version} (run {run_id}) has no {REFERENCE_ARTIFACT}: the "
@@ -223,19 +225,14 @@ def recorded_reference(settings: Settings, version: str) -> ReferenceProfile:
 
 
 def load_reference_file(path: Path) -> ReferenceProfile:
-    """A profile from a JSON file (``monitor --reference``)."""
-    return ReferenceProfile.from_json(path.read_text(encoding="utf-8"))
+    """A profile from a JSON file (``monitor --reference``).
 
-
-__all__ = [
-    "REFERENCE_ARTIFACT",
-    "CategoricalReference",
-    "NumericReference",
-    "ReferenceMissingError",
-    "ReferenceProfile",
-    "bin_shares",
-    "build_reference_profile",
-    "load_reference_file",
-    "log_reference_profile",
-    "recorded_reference",
-]
+    Raises:
+        ConfigError: when the file is missing or is not a reference profile.
+    """
+    try:
+        return ReferenceProfile.from_json(path.read_text(encoding="utf-8"))
+    except (OSError, ValidationError) as error:
+        raise ConfigError(
+            f"--reference {path}: not a readable reference profile ({error})"
+        ) from error

@@ -18,6 +18,9 @@ import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
+    from .drift import DriftResult
+    from .monitor import MonitoringSummary
+    from .performance import PeriodPerformance
     from .reference import ReferenceProfile
 
 logger = logging.getLogger(__name__)
@@ -39,7 +42,7 @@ _REFERENCE_COLOUR, _CURRENT_COLOUR = "#4c72b0", "#dd8452"
 
 def _png(figure: Any) -> str:  # noqa: ANN401 (matplotlib Figure)
     """A figure as an inline ``<img>`` (base64 PNG), closed afterwards."""
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    import matplotlib.pyplot as plt
 
     buffer = io.BytesIO()
     figure.tight_layout()
@@ -50,7 +53,7 @@ def _png(figure: Any) -> str:  # noqa: ANN401 (matplotlib Figure)
 
 
 def _numeric_plot(name: str, reference: list[float], current: pd.Series) -> str:
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    import matplotlib.pyplot as plt
 
     values = pd.to_numeric(current, errors="coerce").dropna().to_numpy(dtype="float64")
     together = np.concatenate([np.asarray(reference, dtype="float64"), values])
@@ -76,7 +79,7 @@ def _numeric_plot(name: str, reference: list[float], current: pd.Series) -> str:
 
 
 def _categorical_plot(name: str, reference: dict[str, int], current: pd.Series) -> str:
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    import matplotlib.pyplot as plt
 
     counts = current.dropna().astype(str).value_counts()
     categories = sorted(set(reference) | set(counts.index))
@@ -105,15 +108,21 @@ def _categorical_plot(name: str, reference: dict[str, int], current: pd.Series) 
     return _png(figure)
 
 
-def _trend_plot(periods: list[dict[str, Any]], baseline: dict[str, float]) -> str:
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+def _trend_plot(periods: list[PeriodPerformance], baseline: dict[str, float]) -> str:
+    import matplotlib.pyplot as plt
 
     figure, axis = plt.subplots(figsize=(7.5, 2.8))
-    labelled = [period for period in periods if period["n_labelled"]]
+    labelled = [period for period in periods if period.n_labelled]
     positions = np.arange(len(labelled))
     for metric, colour in (("precision", _REFERENCE_COLOUR), ("recall", _CURRENT_COLOUR)):
-        values = [np.nan if p[metric] is None else p[metric] for p in labelled]
-        axis.plot(positions, values, marker="o", color=colour, label=metric)
+        values = [getattr(period, metric) for period in labelled]
+        axis.plot(
+            positions,
+            [np.nan if v is None else v for v in values],
+            marker="o",
+            color=colour,
+            label=metric,
+        )
         if metric in baseline:
             axis.axhline(
                 baseline[metric],
@@ -122,49 +131,46 @@ def _trend_plot(periods: list[dict[str, Any]], baseline: dict[str, float]) -> st
                 linewidth=1,
                 label=f"held-out {metric}",
             )
-    axis.set_xticks(
-        positions, [str(p["period"]) for p in labelled], fontsize=7, rotation=15, ha="right"
-    )
+    axis.set_xticks(positions, [p.period for p in labelled], fontsize=7, rotation=15, ha="right")
     axis.set_ylim(0, 1.05)
     axis.legend(fontsize=7, ncols=2)
     axis.set_title("Performance on labelled predictions, by period", fontsize=9)
     return _png(figure)
 
 
-def _verdict_text(summary: dict[str, Any]) -> tuple[str, str]:
-    status = summary["status"]
-    if status == "insufficient_data":
-        return "unknown", f"Not judged: {summary['message']}"
-    if not summary["retrain_recommended"]:
+def _verdict_text(summary: MonitoringSummary) -> tuple[str, str]:
+    if summary.status == "insufficient_data":
+        return "unknown", f"Not judged: {summary.message}"
+    if not summary.retrain_recommended:
         return "ok", "No drift and no performance breach."
     parts = []
-    if summary["drift_detected"]:
-        drift = summary["drift"]
+    drift = summary.drift
+    if drift is not None and drift.drift_detected:
         what = []
-        if drift["dataset_drift"]:
+        if drift.dataset_drift:
             what.append(
-                f"{len(drift['drifted_features'])} of {len(drift['features'])} features drifted "
-                f"({', '.join(drift['drifted_features'])})"
+                f"{len(drift.drifted_features)} of {len(drift.features)} features drifted "
+                f"({', '.join(drift.drifted_features)})"
             )
-        if drift["prediction_drift"]:
+        if drift.prediction_drift:
             what.append("the score distribution drifted")
         parts.append("Drift: " + "; ".join(what) + ".")
-    if summary["performance_breach"]:
-        parts.append("Performance: " + "; ".join(summary["performance"]["reasons"]) + ".")
+    if summary.performance_breach:
+        parts.append("Performance: " + "; ".join(summary.performance.reasons) + ".")
     return "alarm", " ".join(parts) + " Retraining is recommended."
 
 
-def _drift_table(drift: dict[str, Any]) -> str:
+def _drift_table(drift: DriftResult) -> str:
     rows = []
-    for item in [*drift["features"], drift["prediction"]]:
+    for item in [*drift.features, drift.prediction]:
         rows.append(
-            f'<tr class="{"drifted" if item["drifted"] else ""}">'
-            f"<td>{html.escape(item['feature'])}</td><td class='text'>{item['kind']}</td>"
-            f"<td>{item['psi']:.3f}</td><td class='text'>{item['test']}</td>"
-            f"<td>{item['statistic']:.3f}</td><td>{item['p_value']:.2g}</td>"
-            f"<td>{item['missing_reference']:.1%}</td><td>{item['missing_current']:.1%}</td>"
-            f"<td class='text'>{'DRIFT' if item['drifted'] else 'ok'}</td>"
-            f"<td class='text'>{html.escape(item['reason'])}</td></tr>"
+            f'<tr class="{"drifted" if item.drifted else ""}">'
+            f"<td>{html.escape(item.feature)}</td><td class='text'>{item.kind}</td>"
+            f"<td>{item.psi:.3f}</td><td class='text'>{item.test}</td>"
+            f"<td>{item.statistic:.3f}</td><td>{item.p_value:.2g}</td>"
+            f"<td>{item.missing_reference:.1%}</td><td>{item.missing_current:.1%}</td>"
+            f"<td class='text'>{'DRIFT' if item.drifted else 'ok'}</td>"
+            f"<td class='text'>{html.escape(item.reason)}</td></tr>"
         )
     head = (
         "<tr><th>column</th><th>kind</th><th>PSI</th><th>test</th><th>statistic</th>"
@@ -174,15 +180,15 @@ def _drift_table(drift: dict[str, Any]) -> str:
     return f"<table>{head}{''.join(rows)}</table>"
 
 
-def _period_table(periods: list[dict[str, Any]]) -> str:
+def _period_table(periods: list[PeriodPerformance]) -> str:
     def number(value: float | None) -> str:
         return "-" if value is None else f"{value:.3f}"
 
     rows = "".join(
-        f"<tr><td>{html.escape(str(p['period']))}</td><td>{html.escape(str(p['model_version']))}"
-        f"</td><td>{p['n_predictions']}</td><td>{p['n_labelled']}</td>"
-        f"<td>{number(p['precision'])}</td><td>{number(p['recall'])}</td>"
-        f"<td>{number(p['positive_rate'])}</td></tr>"
+        f"<tr><td>{html.escape(p.period)}</td><td>{html.escape(p.model_version)}"
+        f"</td><td>{p.n_predictions}</td><td>{p.n_labelled}</td>"
+        f"<td>{number(p.precision)}</td><td>{number(p.recall)}</td>"
+        f"<td>{number(p.positive_rate)}</td></tr>"
         for p in periods
     )
     head = (
@@ -192,50 +198,51 @@ def _period_table(periods: list[dict[str, Any]]) -> str:
     return f"<table>{head}{rows}</table>"
 
 
-def render_html(summary: dict[str, Any], reference: ReferenceProfile, window: pd.DataFrame) -> str:
+def render_html(
+    summary: MonitoringSummary, reference: ReferenceProfile, window: pd.DataFrame
+) -> str:
     """The report for one monitoring run, as a self-contained HTML page.
 
     Args:
-        summary: The run's JSON summary (see ``monitor.run_monitor``).
+        summary: The run's summary (see ``monitor.run_monitor``).
         reference: The reference profile the window was compared with.
         window: The window's rows (features, ``score``), for the distribution plots.
     """
-    import matplotlib as mpl  # noqa: PLC0415
+    import matplotlib as mpl
 
     mpl.use("Agg")  # no display, no GUI toolkit: files only
     css_class, verdict = _verdict_text(summary)
-    title = f"Monitoring: {summary['model_name']} v{summary['model_version']}"
-    window_info = summary["window"]
+    title = f"Monitoring: {summary.model_name} v{summary.model_version}"
     parts = [
         f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}"
         f"</title><style>{_STYLE}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
-        f"<p class='muted'>{html.escape(summary['generated_at'])} · window: "
-        f"{html.escape(window_info['description'])} ({window_info['rows']} rows) · reference: "
+        f"<p class='muted'>{html.escape(summary.generated_at)} · window: "
+        f"{html.escape(summary.window.description)} ({summary.window.rows} rows) · reference: "
         f"{reference.n_rows} held-out rows</p>",
         f"<div class='verdict {css_class}'>{html.escape(verdict)}</div>",
     ]
-    drift = summary.get("drift")
-    if drift:
+    drift = summary.drift
+    if drift is not None:
         parts += [
             "<h2>Drift</h2>",
-            f"<p>{len(drift['drifted_features'])} of {len(drift['features'])} features drifted "
-            f"(share {drift['drift_share']:.0%}, data-set threshold "
-            f"{summary['thresholds']['drift_share']:.0%}); positive rate "
-            f"{drift['positive_rate_reference']:.1%} → {drift['positive_rate_current']:.1%}.</p>",
+            f"<p>{len(drift.drifted_features)} of {len(drift.features)} features drifted "
+            f"(share {drift.drift_share:.0%}, data-set threshold "
+            f"{summary.thresholds['drift_share']:.0%}); positive rate "
+            f"{drift.positive_rate_reference:.1%} → {drift.positive_rate_current:.1%}.</p>",
             _drift_table(drift),
         ]
-    performance = summary["performance"]
+    performance = summary.performance
     parts.append("<h2>Performance</h2>")
-    if performance["periods"]:
+    if performance.periods:
         parts.append(
-            f"<p>Status: {html.escape(performance['status'])}; held-out baseline precision "
-            f"{performance['baseline'].get('precision', float('nan')):.3f}, recall "
-            f"{performance['baseline'].get('recall', float('nan')):.3f}.</p>"
+            f"<p>Status: {html.escape(performance.status)}; held-out baseline precision "
+            f"{performance.baseline.get('precision', float('nan')):.3f}, recall "
+            f"{performance.baseline.get('recall', float('nan')):.3f}.</p>"
         )
-        if any(period["n_labelled"] for period in performance["periods"]):
-            parts.append(_trend_plot(performance["periods"], performance["baseline"]))
-        parts.append(_period_table(performance["periods"]))
+        if any(period.n_labelled for period in performance.periods):
+            parts.append(_trend_plot(performance.periods, performance.baseline))
+        parts.append(_period_table(performance.periods))
     else:
         parts.append("<p>No predictions logged for this model version yet.</p>")
     if len(window):

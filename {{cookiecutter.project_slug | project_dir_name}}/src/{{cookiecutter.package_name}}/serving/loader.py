@@ -24,8 +24,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..contract import FeatureContract
+from ..prediction_log import request_log_rows
+from ..registry import CHAMPION, ModelUnavailableError, fetch_registered
 from .predictor import Predictor, Record, Verification, build_predictor, probe_rows
-from .schema import RecordValidator
+from .records import RecordValidator
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -36,17 +38,11 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-CHAMPION = "champion"
-CHALLENGER = "challenger"
 BUNDLE_FILE = "bundle.json"
 BUNDLE_MODEL_DIR = "model"
 BUNDLE_VERIFICATION_FILE = "verification.json"
 # Held-out rows compared at load time: enough to cover the data, few enough to load in < 1 s.
 MAX_VERIFICATION_ROWS = 1000
-
-
-class ModelUnavailableError(RuntimeError):
-    """No model can be served yet; the message is the reason ``GET /ready`` reports."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +76,29 @@ class LoadedModel:
         positive = self.classes.index(self.positive_class)
         return labels, probabilities[:, positive], probabilities
 
+    def log_rows(
+        self,
+        records: Sequence[Record],
+        labels: Sequence[str],
+        scores: Sequence[float],
+        request_id: str,
+        latency_ms: float,
+        *,
+        shadow: bool = False,
+    ) -> list[dict[str, Any]]:
+        """The prediction log's rows for `records` this version scored in a request."""
+        return request_log_rows(
+            self.contract,
+            records,
+            labels,
+            scores,
+            model=(self.name, self.version, self.alias),
+            request_id=request_id,
+            source="api",
+            latency_ms=latency_ms,
+            shadow=shadow,
+        )
+
     def describe(self) -> dict[str, Any]:
         """What ``GET /model`` shows about this version."""
         return {
@@ -99,97 +118,6 @@ class LoadedModel:
             "lineage": self.lineage,
             "contract": self.contract.model_dump(mode="json"),
         }
-
-
-def registry_problem(settings: Settings) -> str | None:
-    """Why the registry cannot be used right now, or None (checked before MLflow is asked).
-
-    A SQLite registry that does not exist would otherwise be created empty by MLflow.
-    """
-    from ..tracking import TrackingUnavailableError, check_reachable  # noqa: PLC0415
-
-    uri = settings.mlflow_tracking_uri
-    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
-        return f"registry {uri} not found: train and promote a model first (make all)"
-    try:
-        check_reachable(uri, timeout=2.0)
-    except TrackingUnavailableError as error:
-        return str(error)
-    return None
-
-
-def alias_version(settings: Settings, alias: str) -> str | None:
-    """The version `alias` points to now, or None when it points nowhere.
-
-    Raises:
-        ModelUnavailableError: when the registry cannot be reached.
-    """
-    from mlflow.exceptions import MlflowException  # noqa: PLC0415
-
-    problem = registry_problem(settings)
-    if problem:
-        raise ModelUnavailableError(problem)
-    client = _client(settings)
-    try:
-        return str(client.get_model_version_by_alias(settings.model_name, alias).version)
-    except MlflowException as error:
-        if error.error_code in {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"}:
-            return None
-        raise ModelUnavailableError(f"registry error: {error.message}") from error
-
-
-@dataclass(frozen=True)
-class RegisteredModel:
-    """A registered version's fitted pipeline and what was recorded with it."""
-
-    name: str
-    version: str
-    run_id: str
-    source: str
-    tags: dict[str, str]
-    contract: FeatureContract
-    pipeline: Any
-    positive_class: str
-
-
-def fetch_registered(settings: Settings, alias: str, version: str | None = None) -> RegisteredModel:
-    """The fitted pipeline, contract and tags of `version` (default: where `alias` points).
-
-    Raises:
-        ModelUnavailableError: with the reason, when the registry, the alias or an artifact the
-            model needs is missing.
-    """
-    import mlflow  # noqa: PLC0415
-    from mlflow.exceptions import MlflowException  # noqa: PLC0415
-
-    from ..tracking import CONTRACT_ARTIFACT, load_sklearn_model  # noqa: PLC0415
-
-    name = settings.model_name
-    version = version or alias_version(settings, alias)
-    client = _client(settings)
-    if version is None:
-        raise ModelUnavailableError(_missing_alias(client, name, alias))
-    try:
-        record = client.get_model_version(name, version)
-        run_id = str(record.run_id)
-        contract = FeatureContract.from_json(
-            mlflow.artifacts.load_text(f"runs:/{run_id}/{CONTRACT_ARTIFACT}")
-        )
-        params = client.get_run(run_id).data.params
-        # By version, not alias: the alias may move while this loads.
-        pipeline = load_sklearn_model(f"models:/{name}/{version}")
-    except (MlflowException, OSError, ValueError) as error:
-        raise ModelUnavailableError(f"cannot load {name} v{version}: {error}") from error
-    return RegisteredModel(
-        name=name,
-        version=str(version),
-        run_id=run_id,
-        source=str(record.source),
-        tags=dict(record.tags),
-        contract=contract,
-        pipeline=pipeline,
-        positive_class=params.get("positive_class", ""),
-    )
 
 
 def load_registered(settings: Settings, alias: str, version: str | None = None) -> LoadedModel:
@@ -213,18 +141,17 @@ def load_registered(settings: Settings, alias: str, version: str | None = None) 
         pipeline=fetched.pipeline,
         positive_class=fetched.positive_class,
         verification=(rows, source),
-        max_batch=settings.serving_max_batch,
         started=started,
     )
 
 
-def load_bundle(folder: Path, max_batch: int) -> LoadedModel:
+def load_bundle(folder: Path) -> LoadedModel:
     """Load the model version `make bundle` wrote to `folder`.
 
     Raises:
         ModelUnavailableError: when the folder is not a complete bundle.
     """
-    from ..tracking import load_sklearn_model  # noqa: PLC0415
+    from ..tracking import load_sklearn_model
 
     started = time.perf_counter()
     manifest_path = folder / BUNDLE_FILE
@@ -253,7 +180,6 @@ def load_bundle(folder: Path, max_batch: int) -> LoadedModel:
         pipeline=pipeline,
         positive_class=manifest.get("positive_class", ""),
         verification=(rows, source),
-        max_batch=max_batch,
         started=started,
     )
 
@@ -267,11 +193,11 @@ def export_bundle(settings: Settings, output: Path, alias: str = CHAMPION) -> di
     Raises:
         ModelUnavailableError: when there is no such version or the registry is unreachable.
     """
-    import shutil  # noqa: PLC0415
+    import shutil
 
-    import mlflow  # noqa: PLC0415
+    import mlflow
 
-    model = load_registered(settings, alias)
+    model = load_registered(settings, alias)  # connects: MLflow's URIs point at the registry
     if output.exists():
         shutil.rmtree(output)
     output.mkdir(parents=True)
@@ -319,10 +245,9 @@ def _assemble(
     pipeline: Any,  # noqa: ANN401 (a fitted sklearn Pipeline)
     positive_class: str,
     verification: tuple[list[Record], str],
-    max_batch: int,
     started: float,
 ) -> LoadedModel:
-    from ..provenance import TAG_DATA_VERSION  # noqa: PLC0415
+    from ..provenance import TAG_DATA_VERSION
 
     rows, rows_source = verification
     predictor, checked = build_predictor(pipeline, contract, rows, rows_source)
@@ -339,7 +264,7 @@ def _assemble(
         contract=contract,
         predictor=predictor,
         verification=checked,
-        validator=RecordValidator(contract, max_batch),
+        validator=RecordValidator(contract),
         positive_class=positive_class,
         loaded_at=_now(),
         load_seconds=time.perf_counter() - started,
@@ -374,14 +299,13 @@ def _held_out_rows(
     settings: Settings, contract: FeatureContract, run_id: str
 ) -> tuple[list[dict[str, Any]], str]:
     """The training run's held-out rows from the feature table, or ``[]`` and why not."""
-    import mlflow  # noqa: PLC0415
-
-    from ..training import TEST_IDS_ARTIFACT  # noqa: PLC0415
+    from ..data.warehouse import load_feature_table
+    from ..tracking import connect, run_artifact_text
+    from ..training import TEST_IDS_ARTIFACT
 
     try:
-        from ..data.warehouse import load_feature_table  # noqa: PLC0415
-
-        ids = mlflow.artifacts.load_dict(f"runs:/{run_id}/{TEST_IDS_ARTIFACT}")[contract.id_column]
+        recorded = run_artifact_text(connect(settings, create=False), run_id, TEST_IDS_ARTIFACT)
+        ids = json.loads(recorded)[contract.id_column]
         table = load_feature_table(settings, contract)
     # The rows only strengthen the check; without them the probe rows still verify the fast
     # path, so any failure to read them (no warehouse in an image, a locked file...) is logged.
@@ -390,37 +314,6 @@ def _held_out_rows(
         return [], f"held-out rows unavailable: {type(error).__name__}"
     chosen = table[table[contract.id_column].isin(ids)].head(MAX_VERIFICATION_ROWS)
     return frame_to_records(chosen, contract.feature_columns), "held-out rows"
-
-
-def _missing_alias(client: Any, name: str, alias: str) -> str:  # noqa: ANN401 (MlflowClient)
-    """Why no version has `alias`, naming the step that is actually missing."""
-    from mlflow.exceptions import MlflowException  # noqa: PLC0415
-
-    try:
-        versions = client.search_model_versions(f"name = '{name}'")
-    except MlflowException as error:
-        return f"no version of model {name!r} has the alias {alias!r} ({error.message})"
-    if not versions:
-        return f"no model {name!r} is registered yet: run `make all` (train to promote)"
-    if alias != CHAMPION:
-        return f"no version of model {name!r} has the alias {alias!r}"
-    try:  # search results carry no aliases: ask for the alias itself
-        waiting = client.get_model_version_by_alias(name, CHALLENGER).version
-    except MlflowException:
-        return (
-            f"{name} has no {CHAMPION} and no {CHALLENGER}: run `make register`, then "
-            "`make promote`"
-        )
-    return (
-        f"{name} has no {CHAMPION}: challenger v{waiting} is waiting; run `make promote` "
-        "(if the gate refuses it, its reasons say what failed)"
-    )
-
-
-def _client(settings: Settings) -> Any:  # noqa: ANN401 (mlflow.MlflowClient)
-    from ..tracking import connect  # noqa: PLC0415
-
-    return connect(settings)
 
 
 def _plain(value: Any) -> Any:  # noqa: ANN401

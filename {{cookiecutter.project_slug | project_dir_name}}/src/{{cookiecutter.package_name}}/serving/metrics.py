@@ -1,9 +1,9 @@
 """Prometheus metrics of the service, and the ASGI middleware that records the HTTP ones.
 
 Each app has its own :class:`~prometheus_client.CollectorRegistry`, so tests can build many apps
-in one process. With several uvicorn workers each process counts its own requests; scrape them
-through one port per worker, or set ``PROMETHEUS_MULTIPROC_DIR`` (prometheus-client's multiprocess
-mode) in a deployment that needs one aggregated view.
+in one process. With several uvicorn workers each process counts its own requests and a scrape
+reaches one worker: for one aggregated view, run one worker per process (one pod, one port each)
+behind the balancer; prometheus-client's multiprocess mode is not wired here.
 
 The middleware is plain ASGI (not Starlette's ``BaseHTTPMiddleware``, which costs a task and a
 stream copy per request) and labels requests by route template, never by raw path, so a scan of

@@ -50,9 +50,9 @@ def single_native_thread() -> None:
 
 def app_factory() -> FastAPI:
     """What each uvicorn worker calls: configure logging, then build the app from the settings."""
-    from ..config import disable_telemetry, get_settings  # noqa: PLC0415
-    from ..logs import configure_logging  # noqa: PLC0415
-    from .app import create_app  # noqa: PLC0415
+    from ..config import disable_telemetry, get_settings
+    from ..logs import configure_logging
+    from .app import create_app
 
     single_native_thread()
     disable_telemetry()
@@ -64,7 +64,7 @@ def app_factory() -> FastAPI:
 def serve(settings: Settings, *, access_log: bool = False) -> None:
     """Serve on ``SERVING_HOST:PORT`` with ``SERVING_WORKERS`` processes until interrupted."""
     single_native_thread()
-    import uvicorn  # noqa: PLC0415
+    import uvicorn
 
     logger.info(
         "Serving on http://%s:%d with %d worker(s)",

@@ -1,5 +1,7 @@
 """`make bench-serve`: our service against `mlflow models serve`, same champion, same requests.
 
+A development tool, kept out of the package: the image and the service do not ship it.
+
 Each server is started on 127.0.0.1 in turn and loaded at 1, 8 and 32 connections with one-row
 and 100-row ``dataframe_split`` bodies on ``/invocations`` (the endpoint both servers offer), for
 a bounded time per run. The load generator is ``wrk`` when it is installed (``apt-get install
@@ -28,10 +30,15 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+
+import {{ cookiecutter.package_name }} as package
+from {{ cookiecutter.package_name }}.config import Settings, get_settings
+from {{ cookiecutter.package_name }}.registry import CHAMPION, fetch_registered
+from {{ cookiecutter.package_name }}.serving.loader import LoadedModel, load_registered
+from {{ cookiecutter.package_name }}.serving.predictor import probe_rows
 
 HOST = "127.0.0.1"
-PACKAGE = (__package__ or __name__).split(".", 1)[0]  # __name__ is "__main__" under -m
+PACKAGE = package.__name__
 
 
 @dataclass
@@ -174,11 +181,8 @@ def run_asyncio(url: str, body: bytes, connections: int, seconds: float) -> Load
     )
 
 
-def request_bodies(settings: Any) -> tuple[dict[int, bytes], Any]:  # noqa: ANN401
+def request_bodies(settings: Settings) -> tuple[dict[int, bytes], LoadedModel]:
     """``dataframe_split`` bodies of 1 and 100 rows (probe rows of the champion's contract)."""
-    from .loader import CHAMPION, fetch_registered, load_registered  # noqa: PLC0415
-    from .predictor import probe_rows  # noqa: PLC0415
-
     model = load_registered(settings, CHAMPION)
     pipeline = fetch_registered(settings, CHAMPION, model.version).pipeline
     # Complete rows (mlflow's schema enforcement refuses nulls in integer columns).
@@ -201,13 +205,15 @@ def request_bodies(settings: Any) -> tuple[dict[int, bytes], Any]:  # noqa: ANN4
     return bodies, model
 
 
-def in_process_rates(model: Any, body: bytes, seconds: float = 2.0) -> tuple[float, float]:  # noqa: ANN401
+def in_process_rates(
+    model: LoadedModel, body: bytes, max_batch: int, seconds: float = 2.0
+) -> tuple[float, float]:
     """Calls per second on one core, in this process: predict alone, and a whole request's work.
 
     The second adds what the route does besides HTTP: parse the JSON body and check it against
     the contract, then score.
     """
-    records = model.validator.invocations_body(json.loads(body))
+    records = model.validator.invocations_body(json.loads(body), max_batch)
 
     def rate(call: Callable[[], object]) -> float:
         count, started = 0, time.perf_counter()
@@ -218,7 +224,7 @@ def in_process_rates(model: Any, body: bytes, seconds: float = 2.0) -> tuple[flo
 
     return (
         rate(lambda: model.score(records)),
-        rate(lambda: model.score(model.validator.invocations_body(json.loads(body)))),
+        rate(lambda: model.score(model.validator.invocations_body(json.loads(body), max_batch))),
     )
 
 
@@ -252,8 +258,6 @@ def _footer(
 
 def main() -> None:
     """Run the benchmark and print (and optionally write) the table."""
-    from ..config import get_settings  # noqa: PLC0415
-
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=5.0, help="per load run")
     parser.add_argument("--connections", default="1,8,32")
@@ -264,7 +268,7 @@ def main() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     settings = get_settings()
     bodies, model = request_bodies(settings)
-    generator = "wrk" if shutil.which("wrk") else "asyncio client (bench.py)"
+    generator = "wrk" if shutil.which("wrk") else "asyncio client (bench_serving.py)"
     load = run_wrk if shutil.which("wrk") else run_asyncio
     connections = [int(c) for c in args.connections.split(",")]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "SERVING_POLL_SECONDS": "0"}
@@ -299,7 +303,7 @@ def main() -> None:
                     load(url, body, 2, 1.0)  # warm-up
                     for count in connections:
                         results[name, rows, count] = load(url, body, count, args.seconds)
-                        print(name, rows, count, results[name, rows, count], flush=True)  # noqa: T201
+                        print(name, rows, count, results[name, rows, count], flush=True)
             finally:
                 stop(process)
     lines = [
@@ -324,10 +328,11 @@ def main() -> None:
                 f"{p99_comparison(ours.p99_ms, peer.p99_ms)} | "
                 f"{ours.non_2xx} / {peer.non_2xx} |"
             )
-    rates = {rows: in_process_rates(model, body) for rows, body in bodies.items()}
+    limit = settings.serving_max_batch
+    rates = {rows: in_process_rates(model, body, limit) for rows, body in bodies.items()}
     lines += _footer(ready, rates, results.get(("ours", 1, 8)), args.workers)
     table = "\n".join(lines)
-    print(table)  # noqa: T201
+    print(table)
     if args.output:
         args.output.write_text(table + "\n", encoding="utf-8")
 

@@ -2,11 +2,12 @@
 
 On DuckDB the warehouse is built into a fresh file next to the current one and moved into place
 only when every dbt model and test passed: a failed run leaves the last good warehouse untouched.
-On PostgreSQL, dbt's own table materialization swaps each table in one transaction, and a failing
-source test skips the models that depend on it, so the last good feature table stays too.
+On PostgreSQL there is no such swap: the raw tables are replaced first, a failing source test
+skips the models that depend on it, but a model whose own tests fail stays built (dbt builds a
+model before it tests it).
 
 dbt runs in a child process (its own logging and globals stay out of ours) from the dbt project
-folder, with the locations from :class:`~.config.Settings` passed as environment variables.
+folder, with the locations from :class:`~..config.Settings` passed as environment variables.
 """
 
 from __future__ import annotations
@@ -22,14 +23,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .data.ingest import RawTable, load_raw_tables, raw_tables
+from ..errors import StepError
+from .ingest import RawTable, load_raw_tables, raw_tables
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     import duckdb
 
-    from .config import Params, Settings
+    from ..config import Settings
+    from ..params import Params
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +41,7 @@ _MAX_REPORTED_FAILURES = 10
 DUCKDB_SCHEMA = "main"
 
 
-class TransformError(RuntimeError):
+class TransformError(StepError):
     """dbt failed: the message lists each failing model or test, its column and its row count."""
 
 
@@ -109,7 +112,7 @@ def dbt_env(settings: Settings, duckdb_path: Path | None = None) -> dict[str, st
 def run_dbt(
     settings: Settings, args: Sequence[str], duckdb_path: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``dbt <args>`` on the project's dbt project; output goes to our stderr's log."""
+    """Run ``dbt <args>`` on the project's dbt project; its output is captured and returned."""
     # The `dbt` entry point installed beside this interpreter: the same environment as ours.
     command = [
         str(Path(sys.executable).with_name("dbt")),
@@ -146,7 +149,7 @@ def build_warehouse(settings: Settings, params: Params) -> TransformResult:
 
     Raises:
         RawDataError: when a raw file cannot be loaded (see :mod:`.data.ingest`).
-        TransformError: when a dbt model or test failed; nothing was replaced.
+        TransformError: when a dbt model or test failed (on DuckDB, nothing was replaced).
     """
     tables = raw_tables(settings.transform_dir)
     dbt_args = ["build", "--vars", json.dumps({"extract_date": str(params.data.extract_date)})]
@@ -234,9 +237,14 @@ def _finish(
     if completed.returncode != 0 or bad:
         lines = [node.describe() for node in bad[:_MAX_REPORTED_FAILURES]] or [_tail(completed)]
         skipped = sum(node.status == "skipped" for node in nodes)
+        kept = (
+            "the warehouse was left as it was"
+            if duckdb_path is not None
+            else "the raw tables were reloaded; models that failed their own tests stay built"
+        )
         raise TransformError(
-            f"dbt build failed ({len(bad)} problem(s), {skipped} node(s) skipped); "
-            "the warehouse was left as it was:\n  " + "\n  ".join(lines)
+            f"dbt build failed ({len(bad)} problem(s), {skipped} node(s) skipped); {kept}:\n  "
+            + "\n  ".join(lines)
         )
     tests: dict[str, int] = {}
     for node in nodes:
@@ -260,7 +268,7 @@ def _tail(completed: subprocess.CompletedProcess[str], lines: int = 30) -> str:
 
 
 def _load_raw_into_duckdb(settings: Settings, tables: list[RawTable], path: Path) -> dict[str, int]:
-    import duckdb  # noqa: PLC0415 (kept off the CLI's start-up path)
+    import duckdb
 
     with duckdb.connect(str(path)) as connection:
         return load_raw_tables(connection, tables, settings.raw_dir, f"{DUCKDB_SCHEMA}_raw")
@@ -268,19 +276,14 @@ def _load_raw_into_duckdb(settings: Settings, tables: list[RawTable], path: Path
 
 def _load_raw_into_postgres(settings: Settings, tables: list[RawTable]) -> dict[str, int]:
     """Check and type the files in DuckDB (in memory), then copy them into PostgreSQL."""
-    import duckdb  # noqa: PLC0415
-    import psycopg2  # noqa: PLC0415 (optional: installed with the `postgres` extra)
+    import duckdb
+
+    from .warehouse import connect_postgres
 
     schema = f"{settings.postgres_schema}_raw"
     with duckdb.connect() as local:
         counts = load_raw_tables(local, tables, settings.raw_dir, "raw")
-        connection = psycopg2.connect(
-            host=settings.postgres_host,
-            port=settings.postgres_port,
-            user=settings.postgres_user,
-            password=settings.postgres_password.get_secret_value(),
-            dbname=settings.postgres_db,
-        )
+        connection = connect_postgres(settings)
         try:
             with connection, connection.cursor() as cursor:
                 cursor.execute(f'create schema if not exists "{schema}"')
@@ -306,7 +309,7 @@ def _load_raw_into_postgres(settings: Settings, tables: list[RawTable]) -> dict[
 def _row_counts(settings: Settings, models: list[str], duckdb_path: Path | None) -> dict[str, int]:
     if settings.dbt_target == "postgres":
         return _postgres_row_counts(settings, models)
-    import duckdb  # noqa: PLC0415
+    import duckdb
 
     with duckdb.connect(str(duckdb_path or settings.warehouse_path), read_only=True) as connection:
         return {name: _count(connection, f'{DUCKDB_SCHEMA}."{name}"') for name in models}
@@ -318,7 +321,7 @@ def _count(connection: duckdb.DuckDBPyConnection, relation: str) -> int:
 
 
 def _postgres_row_counts(settings: Settings, models: list[str]) -> dict[str, int]:
-    from .data.warehouse import connect_postgres  # noqa: PLC0415 (psycopg2 is optional)
+    from .warehouse import connect_postgres
 
     connection = connect_postgres(settings)
     try:

@@ -9,8 +9,9 @@ reason, and the task retries every ``SERVING_RETRY_SECONDS``. Once loaded, it ch
 version without a restart; ``POST /admin/reload`` does the same check at once. A failed reload keeps
 the version being served.
 
-Rollout: with ``SERVING_SHADOW`` the challenger also scores every request after the response is
-sent, and its answers go to the prediction log only. With ``SERVING_CANARY_FRACTION`` a share of
+Rollout: with ``SERVING_SHADOW`` the challenger also scores every request the champion answers,
+in the prediction log writer's thread (so only with ``PREDICTION_LOG_ENABLED``), and its answers go
+to the log only. With ``SERVING_CANARY_FRACTION`` a share of
 requests (chosen by a hash of the request id, so a retried id goes to the same version) is
 answered by the challenger; every response names the version that answered.
 """
@@ -25,15 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .loader import (
-    CHALLENGER,
-    CHAMPION,
-    LoadedModel,
-    ModelUnavailableError,
-    alias_version,
-    load_bundle,
-    load_registered,
-)
+from ..registry import CHALLENGER, CHAMPION, ModelUnavailableError, alias_version
+from .loader import LoadedModel, load_bundle, load_registered
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -127,21 +121,6 @@ class ServingState:
         if not self.ready:
             logger.warning("No model yet; answering 503 until it loads: %s", self.reason)
         return self.ready
-
-    def load_now(self) -> None:
-        """Load synchronously (tests, and the bundle exporter); raises when it cannot.
-
-        Raises:
-            ModelUnavailableError: with the reason.
-        """
-        if not self.uses_registry:
-            self._install(CHAMPION, self._load_bundle())
-            return
-        self._install(CHAMPION, load_registered(self.settings, CHAMPION))
-        if self.wants_challenger:
-            version = alias_version(self.settings, CHALLENGER)
-            if version is not None:
-                self._install(CHALLENGER, load_registered(self.settings, CHALLENGER, version))
 
     async def keep_loaded(self) -> None:
         """The background task: load until it works, then poll for moved aliases (forever)."""
@@ -260,7 +239,7 @@ class ServingState:
             self.metrics.set_models([m for m in (self.champion, self.challenger) if m])
 
     def _load_bundle(self) -> LoadedModel:
-        return load_bundle(Path(self.settings.serving_model_uri), self.settings.serving_max_batch)
+        return load_bundle(Path(self.settings.serving_model_uri))
 
     def _count(self, alias: str, outcome: str) -> None:
         if self.metrics is not None:
@@ -279,6 +258,6 @@ def _one_native_thread_here() -> None:
     ``OMP_NUM_THREADS=1`` (set by the server before any import) covers a normal start; this
     covers an app embedded elsewhere (tests, another server), now that the libraries are loaded.
     """
-    from threadpoolctl import threadpool_limits  # noqa: PLC0415 (a scikit-learn dependency)
+    from threadpoolctl import threadpool_limits
 
     threadpool_limits(limits=1)

@@ -18,15 +18,17 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from pydantic import BaseModel, ConfigDict
 
+from ..errors import StepError
+
 if TYPE_CHECKING:
-    from .config import Settings
-    from .transform import TransformResult
-    from .validation import ValidationReport
+    from ..config import Settings
+    from ..validation import ValidationReport
+    from .build import TransformResult
 
 logger = logging.getLogger(__name__)
 
 
-class DataRunError(RuntimeError):
+class DataRunError(StepError):
     """No data-run record yet; the message says what to run."""
 
 

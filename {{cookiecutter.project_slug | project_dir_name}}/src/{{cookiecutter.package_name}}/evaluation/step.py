@@ -1,0 +1,179 @@
+"""The evaluate step as a whole: the held-out rows, every check, the report, MLflow."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import TYPE_CHECKING
+
+from ..errors import StepError
+from ..provenance import TAG_DATA_VERSION
+from ..training import TEST_IDS_ARTIFACT
+from .checks import (
+    champion_check,
+    directional_checks,
+    invariance_check,
+    minimum_functionality_checks,
+    threshold_checks,
+)
+from .fairness import slice_report
+from .metrics import classification_metrics
+from .plots import write_plots
+from .report import HEADLINE, ChampionComparison, EvaluationReport, evaluation_dir
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    import pandas as pd
+    from sklearn.pipeline import Pipeline
+
+    from ..config import Settings
+    from ..contract import FeatureContract
+    from ..params import Params
+    from ..training import TrainingRun
+
+logger = logging.getLogger(__name__)
+
+
+class EvaluationRefusedError(StepError):
+    """The model cannot be evaluated as asked: the data changed since it was trained."""
+
+
+def held_out_rows(
+    table: pd.DataFrame, contract: FeatureContract, test_ids: list[int]
+) -> pd.DataFrame:
+    """The held-out rows of the training run, found by id in the current feature table.
+
+    Raises:
+        EvaluationRefusedError: when some held-out ids are missing (the data changed).
+    """
+    frame = table[table[contract.id_column].isin(test_ids)]
+    if len(frame) != len(test_ids):
+        raise EvaluationRefusedError(
+            f"{len(test_ids) - len(frame)} held-out customers of the training run are not in the "
+            "feature table: the data changed since training; run `make train` again"
+        )
+    return frame.sort_values(contract.id_column, kind="stable").reset_index(drop=True)
+
+
+def compare_with_champion(
+    settings: Settings, frame: pd.DataFrame, contract: FeatureContract, positive_class: str
+) -> ChampionComparison:
+    """Score the current ``champion`` (if any) on the candidate's held-out rows."""
+    from ..registry import CHAMPION, ModelUnavailableError, alias_version, fetch_registered
+
+    version = alias_version(settings, CHAMPION)
+    if version is None:
+        return ChampionComparison(version=None, metrics={})
+    try:
+        champion = fetch_registered(settings, CHAMPION, version).pipeline
+        metrics = classification_metrics(champion, frame, contract, positive_class)
+    # A champion that cannot score the rows (a removed feature, a missing artifact) loses the
+    # comparison, with the reason: the candidate is never promoted over an unknown.
+    except (ModelUnavailableError, KeyError, ValueError) as error:
+        return ChampionComparison(version=version, metrics={}, error=str(error))
+    return ChampionComparison(version=version, metrics=metrics)
+
+
+def evaluate_model(
+    model: Pipeline,
+    frame: pd.DataFrame,
+    contract: FeatureContract,
+    params: Params,
+    champion: ChampionComparison,
+    *,
+    training: TrainingRun,
+    plots: Path,
+) -> EvaluationReport:
+    """Metrics, behaviour, slices, fairness, the champion comparison and the plots of one model."""
+    positive = params.train.positive_class
+    metrics = classification_metrics(model, frame, contract, positive)
+    slices, slice_checks = slice_report(model, frame, contract, positive, params)
+    checks = [
+        *threshold_checks(metrics, params.gate),
+        invariance_check(model, frame, contract, positive, params.train.seed),
+        *directional_checks(model, frame, contract, positive, params.evaluate),
+        *minimum_functionality_checks(model, frame, contract, params.evaluate),
+        *slice_checks,
+        champion_check(metrics, champion, params.gate.tolerance),
+    ]
+    return EvaluationReport(
+        run_id=training.run_id,
+        model_uri=training.model_uri,
+        positive_class=positive,
+        metrics=metrics,
+        slices=slices,
+        champion=champion,
+        checks=checks,
+        permutation_importance=write_plots(model, frame, contract, params, plots),
+    )
+
+
+def run_evaluation(
+    settings: Settings,
+    params: Params,
+    table: pd.DataFrame,
+    contract: FeatureContract,
+    data_version: str | None = None,
+) -> EvaluationReport:
+    """The evaluate step: evaluate the latest training run's model and record the report.
+
+    Args:
+        settings: Where the tracking store, the registry and the reports are.
+        params: The validated parameters (``gate``, ``evaluate``, ``train.positive_class``).
+        table: The current feature table (the held-out rows are taken from it by id).
+        contract: The feature contract.
+        data_version: The current data version; when given, it must be the one trained on.
+
+    Returns:
+        The report (also in ``reports/evaluation/latest.json`` and on the run).
+
+    Raises:
+        TrainingRunMissingError: when there is no training run yet.
+        EvaluationRefusedError: when the data changed since training.
+        TrackingUnavailableError: when the tracking store cannot be reached.
+    """
+    import mlflow
+
+    from ..tracking import connect, load_sklearn_model, run_artifact_text
+    from ..training import load_training_run
+
+    training = load_training_run(settings)
+    client = connect(settings)
+    trained_on = client.get_run(training.run_id).data.tags.get(TAG_DATA_VERSION)
+    if data_version is not None and trained_on not in (None, data_version):
+        raise EvaluationRefusedError(
+            f"run {training.run_id} was trained on data version {trained_on}, the current data "
+            f"is {data_version}: run `make train` again"
+        )
+    test_ids = json.loads(run_artifact_text(client, training.run_id, TEST_IDS_ARTIFACT))
+    frame = held_out_rows(table, contract, list(test_ids[contract.id_column]))
+    model = load_sklearn_model(training.model_uri)
+    champion = compare_with_champion(settings, frame, contract, params.train.positive_class)
+    folder = evaluation_dir(settings)
+    report = evaluate_model(
+        model, frame, contract, params, champion, training=training, plots=folder / "plots"
+    )
+    (folder / "latest.json").write_text(report.to_json(), encoding="utf-8")
+    metrics = report.flat_metrics()
+    (folder / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    with mlflow.start_run(run_id=training.run_id):
+        mlflow.log_metrics(metrics)
+        mlflow.log_text(report.to_json(), "evaluation/report.json")
+        mlflow.log_artifacts(str(folder / "plots"), "evaluation/plots")
+        mlflow.set_tags(
+            {
+                "evaluation.passed": str(report.passed).lower(),
+                "evaluation.failed": ",".join(report.failed) or "none",
+                "evaluation.not_assessed": ",".join(report.not_assessed) or "none",
+            }
+        )
+    logger.info(
+        "Held-out %s %.3f; %d checks, failed: %s; not assessed: %s",
+        HEADLINE,
+        report.metrics[HEADLINE],
+        len(report.checks),
+        ", ".join(report.failed) or "none",
+        ", ".join(report.not_assessed) or "none",
+    )
+    return report
