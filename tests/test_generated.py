@@ -9,8 +9,10 @@ installed project.
 from __future__ import annotations
 
 import contextlib
+import csv
 import json
 import os
+import random
 import re
 import shlex
 import signal
@@ -42,6 +44,7 @@ COVERED_ELSEWHERE = {
     "rollback": "needs two champions: run by test_promote_then_rollback_moves_champion_back",
     "exp": "needs a commit: see test_an_experiment_needs_a_commit_then_changes_only_what_it_sets",
     "notebook": "a server that runs until stopped: see test_notebook_opens_in_jupyterlab_offline",
+    "adopt": "needs a team's table: run by TestPython312.test_a_teams_own_table_runs_the_loop",
 }
 # The only skips the project's own tests may report here, each with the reason it is acceptable.
 # Any other skip fails the slow tier: a test that skips here checks nothing, and says nothing.
@@ -305,4 +308,83 @@ class TestDefaults(InstalledProjectChecks):
 
 
 class TestPython312(InstalledProjectChecks):
+    """The Python 3.12 project, which then adopts a team's own table (after its demo ran)."""
+
     combination = "python312"
+
+    # The tests of the demo's own data skip, saying so, once the data are a team's own.
+    DEMO_ONLY = "needs the demo source"
+    # Columns of the demo's contract; none may survive adoption.
+    DEMO_COLUMNS = ("customer_id", "country", "n_orders", "return_rate", "age_band")
+
+    def test_a_teams_own_table_runs_the_loop(self, installed: BakedProject, tmp_path: Path) -> None:
+        """The documented path only: commit, `make adopt`, commit, `make all`, test, lint."""
+        commit(installed, "The demo, run once")
+        table = write_accounts(tmp_path / "accounts.csv")
+        champion_of_the_demo = self.champion(installed)
+
+        adopted = installed.run("make", "adopt", f"FILE={table}", "ID=account_no", "LABEL=churned")
+        assert "left for you to decide" in adopted.stdout
+        commit(installed, "Adopt accounts.csv")
+        loop = installed.run("make", "all")
+
+        # The first model of the new task replaces the demo's champion on its own thresholds.
+        assert "champion.comparison" in loop.stdout
+        assert self.champion(installed) != champion_of_the_demo
+        tests = installed.run("make", "test")
+        assert re.search(r"\d+ passed", tests.stdout)
+        assert " failed" not in tests.stdout
+        skipped = [line for line in tests.stdout.splitlines() if line.startswith("SKIPPED")]
+        assert skipped, "the demo's data tests say why they do not run"
+        assert all(self.DEMO_ONLY in line for line in skipped), skipped
+        installed.run("make", "lint")
+
+        port = free_port()
+        with running(installed, ["make", "serve"], {"PORT": str(port)}, tmp_path) as server:
+            schema = server.get(f"http://127.0.0.1:{port}/openapi.json").decode("utf-8")
+        for column in ("plan", "support_calls", "monthly_spend", "tenure_months"):
+            assert f'"{column}"' in schema, column
+        for column in self.DEMO_COLUMNS:
+            assert f'"{column}"' not in schema, column
+
+    def test_pushed_data_come_back_in_a_fresh_clone(
+        self, installed: BakedProject, tmp_path: Path
+    ) -> None:
+        """`make data-push`, clone, `make setup`, `make data-pull`, `make all`: nothing lost."""
+        pushed = installed.run("make", "data-push")
+        assert "accounts.csv" in pushed.stdout + pushed.stderr or "pushed" in pushed.stdout
+        clone = BakedProject(tmp_path / "clone", installed.answers, dict(installed.env))
+        installed.run("git", "clone", "--quiet", str(installed.path), str(clone.path))
+        clone.run("make", "setup")
+        clone.run("make", "data-pull")
+        raw = "data/raw/accounts.csv"
+        assert (clone.path / raw).read_bytes() == (installed.path / raw).read_bytes()
+        clone.run("make", "all")
+
+
+def commit(project: BakedProject, message: str) -> None:
+    """Commit everything, as the README asks before and after `make adopt`."""
+    project.run("git", "add", "--all")
+    project.run(
+        *("git", "-c", "user.name=Template Tests", "-c", "user.email=tests@example.com"),
+        *("commit", "--quiet", "--no-verify", f"--message={message}"),
+    )
+
+
+def write_accounts(path: Path, rows: int = 3000) -> Path:
+    """A team's table that is not the demo: one table, an integer label (empty where the outcome
+    is not known yet), a categorical and a nullable feature, no sensitive column."""
+    rng = random.Random(11)  # noqa: S311 (test data, not secrets)
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(
+            ["account_no", "plan", "tenure_months", "support_calls", "monthly_spend", "churned"]
+        )
+        for number in range(rows):
+            plan = rng.choices(["basic", "plus", "pro"], weights=[5, 3, 2])[0]
+            tenure, calls = rng.randint(1, 120), min(12, int(rng.expovariate(0.5)))
+            risk = 0.8 * calls - 0.03 * tenure + (0.5 if plan == "basic" else 0) + rng.gauss(0, 1)
+            spend = "" if rng.random() < 0.05 else f"{rng.gammavariate(2, 30):.2f}"
+            label = "" if rng.random() < 0.1 else str(int(risk > 0.5))
+            writer.writerow([100_000 + number, plan, tenure, calls, spend, label])
+    return path

@@ -268,7 +268,7 @@ def main() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     settings = get_settings()
     bodies, model = request_bodies(settings)
-    generator = "wrk" if shutil.which("wrk") else "asyncio client (bench_serving.py)"
+    generator = "wrk" if shutil.which("wrk") else "asyncio client (bench.py)"
     load = run_wrk if shutil.which("wrk") else run_asyncio
     connections = [int(c) for c in args.connections.split(",")]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "SERVING_POLL_SECONDS": "0"}

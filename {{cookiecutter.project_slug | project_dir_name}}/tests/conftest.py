@@ -1,14 +1,33 @@
-"""Shared fixtures: every test runs against its own project folder, never the real one."""
+"""Shared fixtures: every test runs against its own project folder, never the real one.
+
+Two kinds of tests live here. Tests of the code (model, serving, monitoring) run on small
+synthetic tables with the contract and parameters below, so they hold whatever data the project
+adopts. Tests of the data (tests/data) run the real dbt project on the project's own raw data;
+those marked `demo` check the demo's data itself and are skipped on a team's own files.
+"""
 
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from {{ cookiecutter.package_name }}.config import get_settings
 from {{ cookiecutter.package_name }}.contract import ContractColumn, FeatureContract
+from {{ cookiecutter.package_name }}.params import load_params
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
+SOURCE = load_params(PROJECT_DIR / "params.yaml").data.source
+DEMO_ONLY = "needs the demo source (params.yaml data.source: demo): it checks the demo's data"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Skip the tests marked `demo`, saying why, when the project's data are its own files."""
+    if SOURCE == "demo":
+        return
+    for item in items:
+        if item.get_closest_marker("demo"):
+            item.add_marker(pytest.mark.skip(reason=DEMO_ONLY))
 
 
 @pytest.fixture(autouse=True)
@@ -19,12 +38,44 @@ def _fresh_settings() -> Iterator[None]:
     get_settings.cache_clear()
 
 
+# The parameters of the tests on synthetic tables: the defaults, a quick model, and the behaviour
+# that the synthetic label follows (see the tables in tests/model and tests/monitoring).
+SYNTHETIC_PARAMS = {
+    "train": {
+        "positive_class": "good",
+        "hist_gradient_boosting": {
+            "learning_rate": 0.05,
+            "max_iter": 40,
+            "max_leaf_nodes": 8,
+            "min_samples_leaf": 60,
+        },
+    },
+    "evaluate": {
+        "permutation_repeats": 2,
+        "directional": [
+            {"feature": "avg_payment_delay_days", "change": 5, "expect": "not_more_likely"},
+            {"feature": "return_rate", "change": 0.1, "expect": "not_more_likely"},
+        ],
+        "cases": [
+            {
+                "name": "reliable_regular",
+                "expect": "good",
+                "features": {"avg_payment_delay_days": 0, "return_rate": 0.0},
+            },
+            {
+                "name": "late_payer_who_returns",
+                "expect": "bad",
+                "features": {"avg_payment_delay_days": 60, "return_rate": 0.6},
+            },
+        ],
+    },
+}
+
+
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A scratch project folder with the real params.yaml, set as the project folder."""
-    (tmp_path / "params.yaml").write_text(
-        (PROJECT_DIR / "params.yaml").read_text(encoding="utf-8"), encoding="utf-8"
-    )
+    """A scratch project folder with the synthetic tables' params.yaml, set as the project."""
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(SYNTHETIC_PARAMS), encoding="utf-8")
     monkeypatch.setenv("PROJECT_DIR", str(tmp_path))
     monkeypatch.chdir(tmp_path)
     return tmp_path

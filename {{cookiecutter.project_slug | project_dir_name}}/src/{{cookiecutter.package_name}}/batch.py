@@ -1,13 +1,14 @@
-"""The score step: nightly batch scoring of the feature table with the champion.
+"""The score step: nightly batch scoring of the rows whose label is not known yet.
 
-Reads the latest feature table, scores it in chunks with the champion's pipeline (with a progress
-bar), and writes ``<id>, <label>, score, model_version, scored_at, run_date`` to the
-``predictions`` table of the predictions database (``PREDICTIONS_PATH``, a DuckDB file beside
-the warehouse: the warehouse itself is a DVC output that only dbt writes). Idempotent per run
-date: the date's rows are deleted and written again in one transaction, so a re-run replaces them
-and a failure leaves the table as it was (created in the same transaction on the first run).
-The same predictions go to the prediction log (``source = 'batch'``, one file per run date,
-replaced on a re-run), where the monitoring step reads them alongside the service's.
+Reads the rows of the latest feature table whose label is empty (new entities, or rows appended
+without an outcome; training never sees them), scores them in chunks with the champion's
+pipeline (with a progress bar), and writes ``<id>, <label>, score, model_version, scored_at,
+run_date`` to the ``predictions`` table of the predictions database (``PREDICTIONS_PATH``, a
+DuckDB file beside the warehouse: the warehouse itself is a DVC output that only dbt writes).
+Idempotent per run date: the date's rows are deleted and written again in one transaction, so a
+re-run replaces them and a failure leaves the table as it was (created in the same transaction on
+the first run). The same predictions go to the prediction log (``source = 'batch'``, one file per
+run date, replaced on a re-run), where the monitoring step reads them alongside the service's.
 
 Scoring uses the pipeline on DataFrame chunks (the fast path only pays off per request) with all
 the CPU threads scikit-learn wants; the database is opened only for the short write.
@@ -100,7 +101,7 @@ def predictions_frame(
 
     return pd.DataFrame(
         {
-            contract.id_column: table[contract.id_column].astype("int64").to_numpy(),
+            contract.id_column: table[contract.id_column].to_numpy(),
             contract.label_column: pd.array(labels, dtype="string"),
             "score": scores.astype("float64"),
             "model_version": pd.array([model_version] * len(labels), dtype="string"),
@@ -132,7 +133,7 @@ def write_predictions(
         connection.begin()
         connection.execute(
             f"""create table if not exists main.{PREDICTIONS_TABLE} (
-                "{id_column}" bigint not null,
+                "{id_column}" {contract.column(id_column).data_type} not null,
                 "{label_column}" varchar not null,
                 score double not null,
                 model_version varchar not null,
@@ -187,12 +188,24 @@ def run_scoring(
     run_date = run_date or scored_at.date()
     try:
         model = fetch_registered(settings, CHAMPION)
-        table = load_feature_table(settings, model.contract)
+        table = load_feature_table(settings, model.contract, rows="unlabelled")
     except (ModelUnavailableError, WarehouseError) as error:
         raise ScoringError(str(error)) from error
     contract = model.contract
     if on_total is not None:
         on_total(len(table))
+    if table.empty:
+        # Every row has its label: nothing new to score. The date's earlier rows stay as they are.
+        logger.warning("Nothing to score: every row of %s has its label", contract.model)
+        return ScoringResult(
+            rows=0,
+            model_name=model.name,
+            model_version=model.version,
+            run_date=run_date,
+            table=PREDICTIONS_TABLE,
+            log_file=None,
+            seconds=time.perf_counter() - started,
+        )
     labels, scores, per_row_ms = score_chunks(model, table, chunk_rows, on_chunk=progress)
     frame = predictions_frame(
         table,

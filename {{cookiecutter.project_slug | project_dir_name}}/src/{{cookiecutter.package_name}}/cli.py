@@ -72,12 +72,12 @@ def info() -> None:
 @step
 def data() -> None:
     """Generate the demo source tables (seeded) into data/raw/, as CSV that DVC versions."""
-    from .data.generate import generate_tables, write_tables
+    from .data.generate import demo_tables, write_tables
+    from .params import demo_source
 
     settings = get_settings()
-    params = load_params(settings.params_file).data
-    tables = generate_tables(params.seed, params.n_customers, params.n_sales, params.extract_date)
-    for name, path in write_tables(tables, settings.raw_dir).items():
+    demo = demo_source(load_params(settings.params_file), "`data` (the demo generator)")
+    for name, path in write_tables(demo_tables(demo), settings.raw_dir).items():
         typer.echo(f"{name}: {path}")
 
 
@@ -141,6 +141,54 @@ def dvc_setup() -> None:
     typer.echo(f"DVC remote: {setup_dvc(get_settings())}")
 
 
+@app.command("check-raw")
+@step
+def check_raw() -> None:
+    """Refuse when a raw table DVC would restore was edited by hand (Make runs it before DVC)."""
+    from .data.versioning import refuse_edited_outputs
+
+    refuse_edited_outputs(get_settings())
+
+
+@app.command()
+@step
+def adopt(
+    file: Annotated[Path, typer.Argument(help="Your table: a CSV with a header row, or Parquet.")],
+    id_column: Annotated[str, typer.Option("--id", help="The column that identifies a row.")],
+    label: Annotated[str, typer.Option("--label", help="The column the model learns.")],
+    sensitive: Annotated[
+        str, typer.Option("--sensitive", help="Comma-separated columns for fairness slices only.")
+    ] = "",
+) -> None:
+    """Make your own table the project's data: dbt models, contract, params, DVC (README)."""
+    from .data.adopt import adopt as adopt_table
+
+    settings = get_settings()
+    names = [name.strip() for name in sensitive.split(",") if name.strip()]
+    done = adopt_table(settings, file, id_column, label, names)
+    root = settings.project_dir
+    profile = done.profile
+    typer.echo(f"adopted {profile.file} ({profile.rows} rows) as {done.raw_file.relative_to(root)}")
+    typer.echo("wrote: " + ", ".join(str(path.relative_to(root)) for path in done.written))
+    if done.removed:
+        typer.echo(
+            "removed the demo's: " + ", ".join(str(p.relative_to(root)) for p in done.removed)
+        )
+    typer.echo(
+        f"features ({len(done.features)}): {', '.join(done.features)}\n"
+        "left for you to decide (then `make all`):\n"
+        f"  - train.positive_class in params.yaml: {done.positive_class!r}, the rarest label\n"
+        "  - sensitive columns: "
+        + (", ".join(done.sensitive) if done.sensitive else "none, so fairness is not assessed")
+        + " (meta.role: sensitive in transform/models/marts/features.yml)\n"
+        "  - validation (ranges, label_share, max_null_share) in params.yaml: proposed from it\n"
+        "  - the gate: thresholds in params.yaml (gate:), expectations (evaluate.directional, "
+        "evaluate.cases)\n"
+        "  - features to derive: transform/models/marts/features.sql and its contract\n"
+        "commit the changes and the DVC file: git add --all && git commit (then `make data-push`)"
+    )
+
+
 @app.command()
 @step
 def train() -> None:
@@ -153,7 +201,8 @@ def train() -> None:
     params = load_params(settings.params_file)
     contract = load_contract(settings)
     tags = data_tags(settings)
-    run = run_training(settings, params, load_feature_table(settings, contract), contract, tags)
+    table = load_feature_table(settings, contract, rows="labelled")  # unlabelled rows are scored
+    run = run_training(settings, params, table, contract, tags)
     save_training_run(settings, run)
     typer.echo(f"run {run.run_id}: {run.estimator}, model {run.model_uri} ({run.seconds:.1f} s)")
 
@@ -173,7 +222,7 @@ def evaluate() -> None:
     params = load_params(settings.params_file)
     contract = load_contract(settings)
     data_version = data_tags(settings).get(TAG_DATA_VERSION)
-    table = load_feature_table(settings, contract)
+    table = load_feature_table(settings, contract, rows="labelled")
     report = run_evaluation(settings, params, table, contract, data_version)
     typer.echo(f"{HEADLINE} {report.metrics[HEADLINE]:.3f}")
     marks = {"pass": "pass", "fail": "FAIL", "not_assessed": "n/a "}
@@ -307,7 +356,14 @@ def fold_labels() -> None:
     """Fold production batches whose labels arrived into the raw data (a new DVC version)."""
     from .monitoring.feedback import fold_labelled_batches
 
-    folded = fold_labelled_batches(get_settings())
+    settings = get_settings()
+    if load_params(settings.params_file).data.source != "demo":
+        typer.echo(
+            "nothing to fold: drift-demo batches exist with the demo source only; your own files "
+            "bring their new labels themselves (update them, `uv run dvc add` them, `make all`)"
+        )
+        return
+    folded = fold_labelled_batches(settings)
     typer.echo(f"folded {len(folded)} labelled batch(es) into the raw data")
 
 
@@ -322,7 +378,7 @@ def score(
         int, typer.Option("--chunk-rows", min=1, help="Rows per chunk.")
     ] = 50_000,
 ) -> None:
-    """Score the feature table with the champion into the predictions database."""
+    """Score the rows whose label is not known yet with the champion, into PREDICTIONS_PATH."""
     from datetime import date
 
     from .batch import run_scoring
@@ -339,6 +395,12 @@ def score(
         result = run_scoring(
             get_settings(), day, chunk_rows, progress=bar.update, on_total=set_total
         )
+    if not result.rows:
+        typer.echo(
+            "nothing to score: every row of the feature table has its label (new rows, with the "
+            "label left empty, are what `make score` scores)"
+        )
+        return
     typer.echo(
         f"scored {result.rows} rows with {result.model_name} v{result.model_version} into "
         f"{result.table} (run date {result.run_date}) in {result.seconds:.1f} s"

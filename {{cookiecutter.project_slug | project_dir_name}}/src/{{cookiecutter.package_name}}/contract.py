@@ -1,23 +1,28 @@
 """The feature contract: the one source of truth for the model's columns.
 
-The dbt mart ``customer_features`` declares an enforced contract (names, types, constraints) and,
-per column, ``meta.role``: ``id``, ``feature``, ``sensitive`` or ``label``. This module reads that
-YAML into a typed :class:`FeatureContract`. Training records it with the model (``to_json``),
+The feature table is the dbt model whose columns carry ``meta.role`` (``id``, ``feature``,
+``sensitive`` or ``label``) under an enforced contract (names, types, constraints); its name is
+the model's own, found, not configured. This module reads that YAML into a typed
+:class:`FeatureContract`. Training records it with the model (``to_json``),
 together with the value ranges of ``params.yaml`` (``validation.ranges``); validation, serving and
 monitoring derive their checks and schemas from it, so a user who brings their own data edits the
 dbt model, not Python.
 
 Bounds on numeric columns come from the column's dbt tests (``non_negative``: at least 0;
 ``accepted_range``: ``min_value`` / ``max_value``) and from ``validation.ranges``; where both
-give one, the tighter wins.
+give one, the tighter wins. The label may be text, a whole number or a boolean: everywhere it is
+compared as its text (:func:`label_text`: ``1``, not ``1.0``; ``true``, not ``True``), and a row
+whose label is empty is one whose outcome is not known yet: scored, never trained on.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
@@ -30,8 +35,6 @@ if TYPE_CHECKING:
 
 Role = Literal["id", "feature", "sensitive", "label"]
 
-FEATURE_MODEL = "customer_features"
-"""The dbt model that carries the contract (the feature table)."""
 
 # dbt data types (as written in the contract) that hold numbers; anything else is categorical.
 NUMERIC_TYPES = frozenset(
@@ -51,6 +54,20 @@ NUMERIC_TYPES = frozenset(
     }
 )
 INTEGER_TYPES = frozenset({"bigint", "integer", "int", "smallint", "tinyint", "hugeint"})
+
+# The prediction log's own columns (see prediction_log), logged around the contract's features
+# and sensitive attributes: those cannot take these names.
+LOG_LEADING_COLUMNS = (
+    "request_id",
+    "timestamp",
+    "source",
+    "model_name",
+    "model_version",
+    "model_alias",
+    "shadow",
+    "entity_id",
+)
+LOG_TRAILING_COLUMNS = ("prediction", "score", "latency_ms", "batch_id")
 
 
 class ContractError(StepError, ValueError):
@@ -111,6 +128,15 @@ class FeatureContract(BaseModel):
                 )
         if not self.feature_columns:
             raise ValueError(f"{self.model}: no column has meta.role 'feature'")
+        taken = set(self.feature_columns + self.sensitive_columns) & {
+            *LOG_LEADING_COLUMNS,
+            *LOG_TRAILING_COLUMNS,
+        }
+        if taken:
+            raise ValueError(
+                f"{self.model}: column(s) {sorted(taken)} have names the prediction log gives its "
+                "own columns: rename them (in the dbt model, or with `as` in its SQL)"
+            )
         return self
 
     @property
@@ -210,7 +236,21 @@ class FeatureContract(BaseModel):
         return [column for column in self.columns if column.role == role]
 
 
-def contract_from_dbt_yaml(path: Path, model: str = FEATURE_MODEL) -> FeatureContract:
+def label_text(value: object) -> str | None:
+    """A label (or an accepted value) as the text models learn and answer with; None if missing.
+
+    ``1``, ``1.0`` and ``numpy.int64(1)`` are all ``"1"``; ``True`` is ``"true"``.
+    """
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, bool | np.bool_):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def contract_from_dbt_yaml(path: Path, model: str) -> FeatureContract:
     """Read the contract of dbt model `model` from the properties file at `path`.
 
     Args:
@@ -233,33 +273,31 @@ def contract_from_dbt_yaml(path: Path, model: str = FEATURE_MODEL) -> FeatureCon
     raise ContractError(f"{path}: no model named {model!r}")
 
 
-def find_contract_file(models_dir: Path, model: str = FEATURE_MODEL) -> Path:
-    """The properties YAML under `models_dir` that declares `model`.
+def find_contract_model(models_dir: Path) -> tuple[Path, str]:
+    """The properties file and the name of the one dbt model whose columns carry ``meta.role``.
 
     Raises:
-        ContractError: when no file, or more than one, declares it.
+        ContractError: when no model, or more than one, does.
     """
     found = [
-        path
+        (path, str(entry.get("name")))
         for path in sorted(models_dir.rglob("*.yml"))
-        if any(
-            entry.get("name") == model
-            for entry in (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("models")
-            or []
-        )
+        for entry in (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("models") or []
+        if any(_meta(column).get("role") for column in entry.get("columns") or [])
     ]
     if len(found) != 1:
+        named = [f"{name} ({path})" for path, name in found] or "none"
         raise ContractError(
-            f"{models_dir}: expected one properties file declaring model {model!r}, found "
-            f"{[str(path) for path in found] or 'none'}"
+            f"{models_dir}: expected one dbt model whose columns have meta.role (the feature "
+            f"table), found {named}"
         )
     return found[0]
 
 
-def load_contract(settings: Settings, model: str = FEATURE_MODEL) -> FeatureContract:
+def load_contract(settings: Settings) -> FeatureContract:
     """The feature contract of this project, read from the dbt project under ``transform/``."""
-    models_dir = settings.transform_dir / "models"
-    return contract_from_dbt_yaml(find_contract_file(models_dir, model), model)
+    path, model = find_contract_model(settings.transform_dir / "models")
+    return contract_from_dbt_yaml(path, model)
 
 
 def _parse_model(entry: dict[str, Any], path: Path) -> FeatureContract:
@@ -271,7 +309,7 @@ def _parse_model(entry: dict[str, Any], path: Path) -> FeatureContract:
     for raw in entry.get("columns") or []:
         column_name = raw.get("name")
         where = f"{path}: model {name!r}, column {column_name!r}"
-        meta = raw.get("meta") or (raw.get("config") or {}).get("meta") or {}
+        meta = _meta(raw)
         if "data_type" not in raw:
             raise ContractError(f"{where}: data_type is required by the contract")
         if "role" not in meta:
@@ -299,6 +337,12 @@ def _parse_model(entry: dict[str, Any], path: Path) -> FeatureContract:
         return FeatureContract(model=name, columns=tuple(columns))
     except ValidationError as error:
         raise ContractError(f"{path}: {error.errors()[0]['msg']}") from error
+
+
+def _meta(column: dict[str, Any]) -> dict[str, Any]:
+    """A column's ``meta`` (dbt accepts it beside the column or under ``config``)."""
+    meta: dict[str, Any] = column.get("meta") or (column.get("config") or {}).get("meta") or {}
+    return meta
 
 
 def _column_tests(column: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -331,4 +375,4 @@ def _bounds(tests: dict[str, dict[str, Any]]) -> tuple[float | None, float | Non
 def _accepted_values(test: dict[str, Any] | None) -> tuple[str, ...] | None:
     if test is None:
         return None
-    return tuple(str(value) for value in test.get("values") or [])
+    return tuple(str(label_text(value)) for value in test.get("values") or [])

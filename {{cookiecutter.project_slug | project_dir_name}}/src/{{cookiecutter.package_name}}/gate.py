@@ -24,6 +24,7 @@ TAG_PRECISION = "evaluation.precision"
 TAG_COMPARED_WITH = "champion.compared_version"
 TAG_CHAMPION_PRECISION = "champion.precision"
 NONE = "none"
+COMPARISON = "champion.comparison"
 # How each verdict is written in the `evaluation.checks` tag.
 CHECK_MARKS = {"pass": "pass", "fail": "FAIL", "not_assessed": "n/a"}
 
@@ -88,9 +89,14 @@ def promotion_reasons(
                 f"evaluated against champion {compared}, but the champion is now v{champion}: "
                 "run `make evaluate` and `make register` again"
             )
+        elif challenger_tags.get(TAG_CHAMPION_PRECISION, NONE) == NONE:
+            # Either the comparison failed (a failed check, above) or the champion is for
+            # another task (not assessed): no precision to beat.
+            if COMPARISON not in not_assessed and not reasons:
+                reasons.append(f"no precision of champion v{champion} was recorded to compare")
         else:
             ours = float(challenger_tags.get(TAG_PRECISION, "nan"))
-            theirs = float(challenger_tags.get(TAG_CHAMPION_PRECISION, "nan"))
+            theirs = float(challenger_tags[TAG_CHAMPION_PRECISION])
             if not ours >= theirs - tolerance:
                 reasons.append(
                     f"precision {ours:.3f} is worse than champion v{champion}'s {theirs:.3f} "

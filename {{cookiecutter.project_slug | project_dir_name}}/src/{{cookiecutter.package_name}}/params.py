@@ -12,9 +12,19 @@ from datetime import date
 from typing import TYPE_CHECKING, Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    model_validator,
+)
 
 from .config import ConfigError
+from .contract import label_text
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -26,13 +36,76 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class DataParams(_Section):
-    """How much demo data to generate, and from which seed."""
+Fraction = Annotated[float, Field(ge=0, le=1)]
 
+
+def _as_label_text(value: object) -> object:
+    """A scalar label as its text; anything else is left for the string check to refuse."""
+    return label_text(value) if isinstance(value, str | int | float) else value
+
+
+LabelText = Annotated[str, BeforeValidator(_as_label_text)]
+"""A label value as written in params.yaml (``good``, ``1``, ``true``), compared as its text."""
+
+
+class DemoSource(_Section):
+    """The seeded demo generator (``source: demo``): how much data, from which seed."""
+
+    source: Literal["demo"] = "demo"
     seed: int = 42
     n_customers: Annotated[int, Field(ge=100)] = 5_000
     n_sales: Annotated[int, Field(ge=100)] = 50_000
     extract_date: date = date(2025, 6, 30)
+    # Customers the business has not assessed yet: no label, so `make score` scores them.
+    unlabelled_share: Annotated[float, Field(ge=0, lt=1)] = 0.1
+
+
+class FileSource(_Section):
+    """Your own tables (``source: files``): in data/raw/, tracked with DVC, declared for dbt.
+
+    ``make adopt`` sets this up; the tables themselves are declared in the dbt sources
+    (``transform/models/sources.yml``), so there is nothing else to set here.
+    """
+
+    source: Literal["files"]
+
+
+def _source_of(value: object) -> str:
+    """Which data source a ``data:`` section describes (``demo`` when it does not say)."""
+    if isinstance(value, dict):
+        return str(value.get("source", "demo"))
+    return str(getattr(value, "source", "demo"))
+
+
+DataParams = Annotated[
+    Annotated[DemoSource, Tag("demo")] | Annotated[FileSource, Tag("files")],
+    Discriminator(
+        _source_of,
+        custom_error_type="data_source",
+        custom_error_message="source must be 'demo' (the generator) or 'files' (see make adopt)",
+    ),
+]
+SOURCES = frozenset({"demo", "files"})
+
+
+def _key(loc: tuple[int | str, ...]) -> str:
+    """The params.yaml key an error is about, as written (pydantic adds the source to the path)."""
+    tagged = len(loc) > 1 and loc[0] == "data" and loc[1] in SOURCES
+    return ".".join(str(part) for part in (loc[:1] + loc[2:] if tagged else loc))
+
+
+def demo_source(params: Params, step: str) -> DemoSource:
+    """The demo generator's parameters, for a step that only the demo source has.
+
+    Raises:
+        ConfigError: naming the step, when the project's data are its own files.
+    """
+    if isinstance(params.data, DemoSource):
+        return params.data
+    raise ConfigError(
+        f"{step} needs the demo source (data.source: demo in params.yaml): it generates the "
+        "demo's tables, and this project's data are its own files"
+    )
 
 
 Bounds = tuple[float, float]
@@ -43,7 +116,7 @@ class ValidationParams(_Section):
 
     min_rows: Annotated[int, Field(ge=1)] = 1_000
     max_rows: Annotated[int, Field(ge=1)] = 10_000_000
-    label_share: dict[str, Bounds] = Field(default_factory=lambda: {"bad": (0.05, 0.60)})
+    label_share: dict[LabelText, Bounds] = Field(default_factory=dict)
     ranges: dict[str, Bounds] = Field(default_factory=dict)
     max_null_share: dict[str, Annotated[float, Field(ge=0, le=1)]] = Field(default_factory=dict)
 
@@ -51,7 +124,6 @@ class ValidationParams(_Section):
 EstimatorName = Literal["logistic_regression", "random_forest", "hist_gradient_boosting"]
 ClassWeight = Literal["balanced"] | None
 GridValue = int | float | str | bool | None
-Fraction = Annotated[float, Field(ge=0, le=1)]
 
 
 class LogisticRegressionParams(_Section):
@@ -108,7 +180,7 @@ class TrainParams(_Section):
     """
 
     estimator: EstimatorName = "hist_gradient_boosting"
-    positive_class: str = "good"
+    positive_class: LabelText = "good"
     test_size: Annotated[float, Field(gt=0.05, lt=0.9)] = 0.25
     seed: int = 42
     logistic_regression: LogisticRegressionParams = LogisticRegressionParams()
@@ -156,7 +228,7 @@ class MinimumFunctionalityCase(_Section):
     """A hand-made customer (a typical one with `features` set) and the label it must get."""
 
     name: str
-    expect: str
+    expect: LabelText
     features: dict[str, GridValue]
 
 
@@ -216,7 +288,7 @@ class MonitorParams(_Section):
 class Params(_Section):
     """Everything in params.yaml, typed. Each pipeline step reads its own section."""
 
-    data: DataParams = DataParams()
+    data: DataParams = DemoSource()
     validation: ValidationParams = ValidationParams()
     train: TrainParams = TrainParams()
     evaluate: EvaluateParams = EvaluateParams()
@@ -235,8 +307,5 @@ def load_params(path: Path) -> Params:
     try:
         return Params.model_validate(raw)
     except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in issue['loc'])}: {issue['msg']}"
-            for issue in error.errors()
-        )
+        problems = "; ".join(f"{_key(issue['loc'])}: {issue['msg']}" for issue in error.errors())
         raise ConfigError(f"{path}: {problems}") from error

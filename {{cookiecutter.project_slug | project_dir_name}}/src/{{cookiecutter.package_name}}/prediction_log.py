@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from .contract import LOG_LEADING_COLUMNS, LOG_TRAILING_COLUMNS
+
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from pathlib import Path
@@ -36,17 +38,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-LEADING_COLUMNS = (
-    "request_id",
-    "timestamp",
-    "source",
-    "model_name",
-    "model_version",
-    "model_alias",
-    "shadow",
-    "entity_id",
-)
-TRAILING_COLUMNS = ("prediction", "score", "latency_ms")
 _FILES = "**/*.parquet"
 
 _sequence = itertools.count()
@@ -144,7 +135,7 @@ def log_batch(
             "model_version": model[1],
             "model_alias": "champion",
             "shadow": False,
-            "entity_id": table[contract.id_column].astype("int64").astype("string").to_numpy(),
+            "entity_id": table[contract.id_column].astype("string").to_numpy(),
         },
         index=range(n_rows),
     )
@@ -229,7 +220,7 @@ def read_prediction_log(
     import duckdb
 
     if not has_log(folder):
-        columns = (*LEADING_COLUMNS, *TRAILING_COLUMNS, "batch_id")
+        columns = (*LOG_LEADING_COLUMNS, *LOG_TRAILING_COLUMNS)
         return pd.DataFrame({name: pd.Series(dtype="object") for name in columns})
     conditions = ["true" if include_shadow else "not coalesce(shadow, false)"]
     arguments: list[Any] = [str(folder / _FILES)]

@@ -203,10 +203,8 @@ def grid_search(
     Returns:
         One entry per candidate: ``hyperparameters`` and ``cv_precision`` (mean over folds).
     """
-    from sklearn.metrics import make_scorer, precision_score
     from sklearn.model_selection import ParameterGrid, StratifiedKFold
 
-    scorer = make_scorer(precision_score, pos_label=params.positive_class, zero_division=0)
     folds = StratifiedKFold(n_splits=params.search.cv_folds, shuffle=True, random_state=params.seed)
     features, labels = model_input(split.train, contract), split.train[contract.label_column]
     results = []
@@ -219,7 +217,10 @@ def grid_search(
             pipeline = build_pipeline(contract, params.estimator, hyperparameters, params.seed)
             constrain_monotonic(pipeline, features.iloc[fit_rows], monotonic or {})
             pipeline.fit(features.iloc[fit_rows], labels.iloc[fit_rows])
-            scores.append(scorer(pipeline, features.iloc[score_rows], labels.iloc[score_rows]))
+            held = split.train.iloc[score_rows]
+            scores.append(
+                training_metrics(pipeline, held, contract, params.positive_class)["train_precision"]
+            )
         results.append({"hyperparameters": hyperparameters, "cv_precision": float(np.mean(scores))})
     # Stable sort: ties keep grid order, so the pick is deterministic.
     return sorted(results, key=lambda result: -result["cv_precision"])
@@ -228,18 +229,17 @@ def grid_search(
 def training_metrics(
     model: Pipeline, frame: pd.DataFrame, contract: FeatureContract, positive_class: str
 ) -> dict[str, float]:
-    """Precision and recall on the training rows (a sanity check; evaluate reports held-out)."""
+    """Precision and recall of `positive_class` against the rest (the training rows by default).
+
+    One class against the rest, so a label with more than two values is measured the same way.
+    """
     from sklearn.metrics import precision_score, recall_score
 
-    truth = frame[contract.label_column]
-    predicted = model.predict(model_input(frame, contract))
+    truth = frame[contract.label_column].astype(str).to_numpy() == positive_class
+    predicted = model.predict(model_input(frame, contract)).astype(str) == positive_class
     return {
-        "train_precision": float(
-            precision_score(truth, predicted, pos_label=positive_class, zero_division=0)
-        ),
-        "train_recall": float(
-            recall_score(truth, predicted, pos_label=positive_class, zero_division=0)
-        ),
+        "train_precision": float(precision_score(truth, predicted, zero_division=0)),
+        "train_recall": float(recall_score(truth, predicted, zero_division=0)),
     }
 
 
@@ -330,7 +330,7 @@ def run_training(
         )
         mlflow.log_dict(params.model_dump(mode="json"), "params.json")
         mlflow.log_dict(
-            {contract.id_column: [int(value) for value in split.test[contract.id_column]]},
+            {contract.id_column: split.test[contract.id_column].tolist()},
             TEST_IDS_ARTIFACT,
         )
         info = log_sklearn_model(trained.pipeline, model_input(split.train, contract).head(5))

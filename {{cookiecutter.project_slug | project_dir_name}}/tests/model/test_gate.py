@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from {{ cookiecutter.package_name }}.contract import ContractColumn, FeatureContract
 from {{ cookiecutter.package_name }}.evaluation.checks import (
     champion_check,
     directional_checks,
@@ -13,7 +14,9 @@ from {{ cookiecutter.package_name }}.evaluation.checks import (
 )
 from {{ cookiecutter.package_name }}.evaluation.fairness import slice_report
 from {{ cookiecutter.package_name }}.evaluation.report import ChampionComparison
+from {{ cookiecutter.package_name }}.evaluation.step import other_task
 from {{ cookiecutter.package_name }}.gate import (
+    COMPARISON,
     TAG_CHAMPION_PRECISION,
     TAG_CHECKS,
     TAG_COMPARED_WITH,
@@ -216,4 +219,42 @@ def test_not_assessed_checks_block_promotion_only_when_the_gate_says_so():
     assert reasons == [
         "checks not assessed: fairness, slices.age_band.min_precision "
         "(gate.block_not_assessed is true)"
+    ]
+
+
+def test_a_champion_for_another_task_is_not_compared(contract) -> None:
+    adopted = FeatureContract(
+        model="features",
+        columns=(
+            ContractColumn(name="account_no", data_type="bigint", role="id"),
+            ContractColumn(name="plan", data_type="varchar", role="feature"),
+            ContractColumn(
+                name="churned", data_type="integer", role="label", accepted_values=("0", "1")
+            ),
+        ),
+    )
+    assert other_task(contract, contract) is None
+    assert "'churned' ['0', '1'] from 'features'" in (other_task(contract, adopted) or "")
+    check = champion_check(
+        {"precision": 0.8}, ChampionComparison(version="3", metrics={}, other_task="x"), 0.01
+    )
+    assert check.status == "not_assessed"
+    assert "champion v3 is for another task (x)" in check.detail
+
+    # The new task's first model is promoted over the old task's champion on its thresholds...
+    new_task = {**PASSING, TAG_CHAMPION_PRECISION: "none", TAG_NOT_ASSESSED: COMPARISON}
+    assert promotion_reasons(new_task, champion="1", tolerance=0.01) == []
+    # ... but a comparison that failed (the champion could not score) never lets it through.
+    failed = {
+        **new_task,
+        TAG_PASSED: "false",
+        TAG_FAILED: COMPARISON,
+        TAG_NOT_ASSESSED: "none",
+    }
+    assert promotion_reasons(failed, champion="1", tolerance=0.01) == [
+        f"post-train tests failed: {COMPARISON}"
+    ]
+    unrecorded = {**PASSING, TAG_CHAMPION_PRECISION: "none"}
+    assert promotion_reasons(unrecorded, champion="1", tolerance=0.01) == [
+        "no precision of champion v1 was recorded to compare"
     ]

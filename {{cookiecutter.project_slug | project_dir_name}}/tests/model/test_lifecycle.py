@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from fastapi.testclient import TestClient
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INTERNAL_ERROR
@@ -38,12 +39,14 @@ from {{ cookiecutter.package_name }}.registry import (
     register,
     rollback,
 )
+from {{ cookiecutter.package_name }}.serving.app import create_app
 from {{ cookiecutter.package_name }}.tracking import TrackingUnavailableError, load_sklearn_model
 from {{ cookiecutter.package_name }}.training import (
     TrainingRefusedError,
     load_training_run,
     run_training,
     save_training_run,
+    split_table,
 )
 
 runner = CliRunner()
@@ -186,7 +189,9 @@ def test_a_search_logs_each_candidate_as_a_child_run(settings, params, table, co
             "train": params.train.model_copy(
                 update={
                     "estimator": "logistic_regression",
-                    "search": params.train.search.model_copy(update={"enabled": True}),
+                    "search": params.train.search.model_copy(
+                        update={"enabled": True, "grid": {"logistic_regression": {"C": [0.1, 1.0]}}}
+                    ),
                 }
             )
         }
@@ -278,3 +283,50 @@ def test_each_version_carries_the_reference_profile_recorded_at_training(
         path.unlink()
     with pytest.raises(ReferenceMissingError, match="make all"):
         recorded_reference(settings, first["version"])
+
+
+def test_a_label_with_three_values_trains_evaluates_is_promoted_and_serves(
+    settings, params, table, contract
+) -> None:
+    # The synthetic customers in three classes; `bad` (the riskiest third) is the positive class.
+    risk = table["avg_payment_delay_days"] + 40 * table["return_rate"]
+    three = table.assign(label=pd.qcut(risk, 3, labels=["good", "watch", "bad"]).astype(str))
+    labels = next(column for column in contract.columns if column.role == "label")
+    widened = contract.model_copy(
+        update={
+            "columns": tuple(
+                column.model_copy(update={"accepted_values": ("good", "watch", "bad")})
+                if column is labels
+                else column
+                for column in contract.columns
+            )
+        }
+    )
+    three_class = params.model_copy(
+        update={
+            "train": params.train.model_copy(update={"positive_class": "bad"}),
+            "evaluate": params.evaluate.model_copy(update={"directional": (), "cases": ()}),
+        }
+    )
+
+    first = candidate(settings, three_class, three, widened)
+
+    # The headline is the one-vs-rest precision of the positive class, on held-out rows.
+    model = load_sklearn_model(f"models:/{settings.model_name}/{first['version']}")
+    assert list(model.classes_) == ["bad", "good", "watch"]
+    held_out = split_table(three, widened, three_class.train).test
+    predicted = model.predict(held_out[widened.feature_columns]) == "bad"
+    truth = held_out["label"].to_numpy() == "bad"
+    expected = (predicted & truth).sum() / predicted.sum()
+    assert first["report"].metrics["precision"] == pytest.approx(expected)
+    assert first["report"].passed, first["report"].failed
+    assert promote(settings, three_class) == first["version"]
+
+    with TestClient(create_app(settings)) as service:
+        record = held_out[widened.feature_columns].head(1).to_dict(orient="records")[0]
+        answer = service.post("/predict", json=record)
+    assert answer.status_code == 200, answer.text
+    (prediction,) = answer.json()["predictions"]
+    assert set(prediction["probabilities"]) == {"good", "watch", "bad"}
+    assert prediction["score"] == pytest.approx(prediction["probabilities"]["bad"])
+    assert prediction["prediction"] == model.predict(held_out[widened.feature_columns].head(1))[0]

@@ -22,7 +22,7 @@ from {{ cookiecutter.package_name }}.monitoring.reference import build_reference
 from {{ cookiecutter.package_name }}.params import load_params
 from {{ cookiecutter.package_name }}.pipeline import build_pipeline
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.demo]
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 

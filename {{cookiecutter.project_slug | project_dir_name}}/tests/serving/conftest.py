@@ -6,20 +6,22 @@ once per session; apps reuse the loaded versions.
 
 from collections.abc import Iterator
 
+import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 from serving_support import (
     MODEL_NAME,
     Registry,
     preloaded_state,
+    project_contract,
     registry_client,
     settings_for,
     synthetic_table,
     train_and_register,
+    unlabelled_rows,
     write_warehouse,
 )
 
-from {{ cookiecutter.package_name }}.contract import load_contract
 from {{ cookiecutter.package_name }}.registry import CHALLENGER, CHAMPION
 from {{ cookiecutter.package_name }}.serving.app import create_app
 from {{ cookiecutter.package_name }}.serving.loader import LoadedModel, load_registered
@@ -29,7 +31,7 @@ from {{ cookiecutter.package_name }}.serving.loader import LoadedModel, load_reg
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Registry:
     folder = tmp_path_factory.mktemp("registry")
     settings = settings_for(folder)
-    contract = load_contract(settings)
+    contract = project_contract()
     table = synthetic_table(contract)
     champion = train_and_register(
         settings, contract, table, "hist_gradient_boosting", {"max_iter": 20, "max_leaf_nodes": 7}
@@ -40,8 +42,9 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Registry:
     client = registry_client(settings)
     client.set_registered_model_alias(MODEL_NAME, CHAMPION, champion)
     client.set_registered_model_alias(MODEL_NAME, CHALLENGER, challenger)
-    write_warehouse(settings, contract, table)
-    return Registry(folder, contract, table, champion, challenger)
+    unlabelled = unlabelled_rows(contract, first_id=len(table) + 1)
+    write_warehouse(settings, contract, pd.concat([table, unlabelled], ignore_index=True))
+    return Registry(folder, contract, table, unlabelled, champion, challenger)
 
 
 @pytest.fixture(scope="session")

@@ -27,7 +27,8 @@ import pandas as pd
 
 import {{ cookiecutter.package_name }} as package
 from {{ cookiecutter.package_name }}.config import Settings
-from {{ cookiecutter.package_name }}.contract import FeatureContract
+from {{ cookiecutter.package_name }}.contract import FeatureContract, load_contract
+from {{ cookiecutter.package_name }}.params import load_params
 from {{ cookiecutter.package_name }}.pipeline import build_pipeline
 from {{ cookiecutter.package_name }}.registry import CHALLENGER, CHAMPION
 from {{ cookiecutter.package_name }}.serving.loader import LoadedModel
@@ -39,6 +40,12 @@ PROJECT_DIR = Path(__file__).resolve().parents[2]
 MODEL_NAME = "serving_test_model"
 
 
+def project_contract() -> FeatureContract:
+    """The project's contract as training records it: the dbt contract with params.yaml's ranges."""
+    settings = settings_for(PROJECT_DIR)
+    return load_contract(settings).with_ranges(load_params(settings.params_file).validation.ranges)
+
+
 def synthetic_table(contract: FeatureContract, n_rows: int = 600, seed: int = 0) -> pd.DataFrame:
     """Rows that follow `contract`: accepted values for text, numbers whose sum drives the label."""
     rng = np.random.default_rng(seed)
@@ -48,10 +55,12 @@ def synthetic_table(contract: FeatureContract, n_rows: int = 600, seed: int = 0)
         if column.role in {"id", "label"}:
             continue
         if column.is_numeric:
-            values = np.abs(rng.normal(10, 5, n_rows) + 3 * risk * rng.uniform(0.5, 1.5))
-            if column.maximum is not None:  # e.g. a rate in [0, 1]: scaled into its bounds
-                values = column.maximum * values / values.max()
-            data[column.name] = np.round(values) if column.is_integer else values
+            low = column.minimum or 0.0
+            values = low + np.abs(rng.normal(10, 5, n_rows) + 3 * risk * rng.uniform(0.5, 1.5))
+            if column.maximum is not None and values.max() > column.maximum:
+                # e.g. a rate in [0, 1]: scaled into its bounds
+                values = low + (column.maximum - low) * (values - low) / (values.max() - low)
+            data[column.name] = np.floor(values) if column.is_integer else values
         else:
             choices = list(column.accepted_values or ("a", "b", "c"))
             data[column.name] = rng.choice(choices, n_rows)
@@ -131,11 +140,16 @@ def settings_for(folder: Path, **overrides: object) -> Settings:
 
 @dataclass
 class Registry:
-    """The session's registry: where it is, its contract and its feature table."""
+    """The session's registry: where it is, its contract and its feature table.
+
+    `table` holds the labelled rows the versions were trained on; the warehouse also holds
+    `unlabelled`, rows whose outcome is not known yet (what batch scoring scores).
+    """
 
     folder: Path
     contract: FeatureContract
     table: pd.DataFrame
+    unlabelled: pd.DataFrame
     champion: str
     challenger: str
 
@@ -143,6 +157,14 @@ class Registry:
         """A private copy (a test that moves aliases must not disturb the others)."""
         shutil.copy(self.folder / "mlflow.db", folder / "mlflow.db")
         return folder
+
+
+def unlabelled_rows(contract: FeatureContract, first_id: int, n_rows: int = 150) -> pd.DataFrame:
+    """New rows for `contract`: ids from `first_id` on, no label yet."""
+    table = synthetic_table(contract, n_rows, seed=1)
+    table[contract.id_column] += first_id - 1
+    table[contract.label_column] = None
+    return table
 
 
 def write_warehouse(settings: Settings, contract: FeatureContract, table: pd.DataFrame) -> None:
@@ -167,17 +189,37 @@ def preloaded_state(
 
 
 def a_record(contract: FeatureContract, **changes: object) -> dict[str, object]:
-    """A valid request record for `contract` (first accepted value; 3, 1.5 or the maximum)."""
+    """A valid request record for `contract`: the first accepted value; 3 or 1.5 within bounds."""
     record: dict[str, object] = {}
     for name in contract.feature_columns:
         column = contract.column(name)
         if column.is_numeric:
-            value = 3 if column.is_integer else 1.5
-            record[name] = value if column.maximum is None else min(value, column.maximum)
+            value: float = 3 if column.is_integer else 1.5
+            if column.minimum is not None:
+                value = max(value, column.minimum)
+            if column.maximum is not None:
+                value = min(value, column.maximum)
+            record[name] = value
         else:
             record[name] = (column.accepted_values or ("a",))[0]
     record.update(changes)
     return record
+
+
+def bounded_features(contract: FeatureContract) -> list[tuple[str, float, str]]:
+    """Per bounded numeric feature: a value just outside its bounds, and the bound it breaks."""
+    outside = []
+    for name in contract.numeric_features:
+        column = contract.column(name)
+        if column.minimum is not None:
+            outside.append(
+                (name, column.minimum - 1, f"greater than or equal to {column.minimum:.15g}")
+            )
+        if column.maximum is not None:
+            outside.append(
+                (name, column.maximum + 1, f"less than or equal to {column.maximum:.15g}")
+            )
+    return outside
 
 
 def free_port() -> int:

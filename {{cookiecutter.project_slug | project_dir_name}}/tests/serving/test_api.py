@@ -79,8 +79,14 @@ def test_predictions_equal_the_pipeline(
     np.testing.assert_allclose(served, expected, rtol=0, atol=1e-9)
 
 
+def _two_records(registry: Registry) -> list[dict[str, object]]:
+    """Two valid records that differ in a numeric feature."""
+    name = registry.contract.numeric_features[0]
+    return [a_record(registry.contract), a_record(registry.contract, **{name: 0})]
+
+
 def test_invocations_accepts_every_mlflow_format(client: TestClient, registry: Registry) -> None:
-    records = [a_record(registry.contract), a_record(registry.contract, n_orders=40)]
+    records = _two_records(registry)
     columns = list(records[0])
     expected = [
         p["prediction"] for p in client.post("/predict", json=records).json()["predictions"]
@@ -101,21 +107,27 @@ def test_invocations_accepts_every_mlflow_format(client: TestClient, registry: R
 def test_invocations_accepts_csv_as_mlflows_scoring_server_does(
     client: TestClient, registry: Registry
 ) -> None:
-    records = [a_record(registry.contract), a_record(registry.contract, n_orders=40)]
+    records = _two_records(registry)
     expected = [
         p["prediction"] for p in client.post("/predict", json=records).json()["predictions"]
     ]
     columns = list(records[0])
-    lines = [",".join(columns)] + [",".join(str(r[c]) for c in columns) for r in records]
-    body = "\n".join(lines) + "\n"
-    response = client.post("/invocations", content=body, headers={"content-type": "text/csv"})
+
+    def csv(rows: list[dict[str, object]]) -> str:
+        lines = [",".join(columns)] + [",".join(str(r[c]) for c in columns) for r in rows]
+        return "\n".join(lines) + "\n"
+
+    response = client.post(
+        "/invocations", content=csv(records), headers={"content-type": "text/csv"}
+    )
     assert response.status_code == 200, response.text
     assert response.json() == {"predictions": expected}
 
-    broken = body.replace(",40,", ",forty,", 1)
+    name = registry.contract.numeric_features[0]
+    broken = csv([records[0], {**records[1], name: "forty"}])
     refused = client.post("/invocations", content=broken, headers={"content-type": "text/csv"})
     assert refused.status_code == 422
-    assert refused.json()["errors"][0]["field"] == "csv[1].n_orders"
+    assert refused.json()["errors"][0]["field"] == f"csv[1].{name}"
 
 
 def test_metrics_are_prometheus_text(client: TestClient) -> None:

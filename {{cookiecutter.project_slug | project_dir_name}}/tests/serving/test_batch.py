@@ -4,7 +4,7 @@ from datetime import date
 
 import duckdb
 import pytest
-from serving_support import Registry, settings_for
+from serving_support import Registry, settings_for, write_warehouse
 
 from {{ cookiecutter.package_name }} import batch
 from {{ cookiecutter.package_name }}.batch import PREDICTIONS_TABLE, ScoringError, run_scoring
@@ -24,9 +24,9 @@ def settings(registry: Registry, tmp_path):
     return settings_for(registry.folder, prediction_log_dir=tmp_path / "log")
 
 
-def test_score_writes_one_row_per_customer(settings, registry: Registry) -> None:
+def test_score_writes_one_row_per_unlabelled_row(settings, registry: Registry) -> None:
     result = run_scoring(settings, date(2025, 7, 1), chunk_rows=128)
-    assert result.rows == len(registry.table)
+    assert result.rows == len(registry.unlabelled)
     assert result.model_version == registry.champion
     with duckdb.connect(str(settings.predictions_path), read_only=True) as connection:
         frame = connection.execute(
@@ -41,11 +41,12 @@ def test_score_writes_one_row_per_customer(settings, registry: Registry) -> None
         "scored_at",
         "run_date",
     ]
-    assert frame[contract.id_column].is_unique
+    # The rows whose outcome is not known yet; never the labelled rows the model learnt from.
+    assert sorted(frame[contract.id_column]) == sorted(registry.unlabelled[contract.id_column])
     assert set(frame[contract.label_column]) <= set(contract.label_values)
     assert frame["score"].between(0, 1).all()
     log = read_prediction_log(settings.prediction_log_dir)
-    assert len(log) == len(registry.table)
+    assert len(log) == len(registry.unlabelled)
     assert set(log["source"]) == {"batch"}
     assert set(log["request_id"]) == {"batch-2025-07-01"}
 
@@ -55,10 +56,10 @@ def test_a_rerun_replaces_its_date_only(settings, registry: Registry) -> None:
     run_scoring(settings, date(2025, 7, 3))
     run_scoring(settings, date(2025, 7, 2))
     counts = rows_by_date(settings)
-    assert counts["2025-07-02"] == len(registry.table)
-    assert counts["2025-07-03"] == len(registry.table)
+    assert counts["2025-07-02"] == len(registry.unlabelled)
+    assert counts["2025-07-03"] == len(registry.unlabelled)
     log = read_prediction_log(settings.prediction_log_dir)
-    assert (log["request_id"] == "batch-2025-07-02").sum() == len(registry.table)
+    assert (log["request_id"] == "batch-2025-07-02").sum() == len(registry.unlabelled)
 
 
 def test_a_failed_write_changes_nothing(settings, monkeypatch) -> None:
@@ -78,6 +79,15 @@ def test_a_failed_write_changes_nothing(settings, monkeypatch) -> None:
     with pytest.raises(ScoringError, match="nothing changed"):
         run_scoring(settings, date(2025, 7, 5))
     assert rows_by_date(settings) == before
+
+
+def test_nothing_new_to_score_writes_nothing(registry: Registry, tmp_path) -> None:
+    settings = settings_for(registry.copy_to(tmp_path), prediction_log_dir=tmp_path / "log")
+    write_warehouse(settings, registry.contract, registry.table)
+    result = run_scoring(settings, date(2025, 7, 7))
+    assert result.rows == 0
+    assert not settings.predictions_path.exists()
+    assert not settings.prediction_log_dir.exists()
 
 
 def test_no_champion_is_a_clear_error(tmp_path) -> None:

@@ -39,3 +39,14 @@ def test_the_module_entry_point_runs_without_heavy_imports(project: Path) -> Non
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=project
     )
     assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_demo_steps_say_they_need_the_demo_source(project: Path) -> None:
+    (project / "params.yaml").write_text("data:\n  source: files\n", encoding="utf-8")
+    for command in (["data"], ["drift-demo", "sudden"]):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 2, result.output
+        assert "needs the demo source (data.source: demo in params.yaml)" in result.stderr
+    folded = runner.invoke(app, ["fold-labels"])
+    assert folded.exit_code == 0, folded.output
+    assert "nothing to fold" in folded.stdout

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from {{ cookiecutter.package_name }}.config import ConfigError, Settings, disable_telemetry, get_settings
-from {{ cookiecutter.package_name }}.params import Params, load_params
+from {{ cookiecutter.package_name }}.params import Params, demo_source, load_params
 
 
 def test_relative_paths_are_anchored_at_the_project_dir(tmp_path: Path) -> None:
@@ -34,10 +34,16 @@ def test_an_unknown_environment_is_refused(monkeypatch: pytest.MonkeyPatch) -> N
         Settings()
 
 
-def test_the_shipped_params_file_is_valid(project: Path) -> None:
-    params = load_params(project / "params.yaml")
+def test_the_projects_params_file_is_valid() -> None:
+    params = load_params(Path(__file__).resolve().parents[2] / "params.yaml")
     assert params == Params.model_validate(params.model_dump())
-    assert params.data.n_customers >= 100
+
+
+def test_steps_of_the_demo_generator_say_they_need_it() -> None:
+    own_files = Params.model_validate({"data": {"source": "files"}})
+    assert demo_source(Params(), "make drift-demo").n_customers == 5_000
+    with pytest.raises(ConfigError, match=r"make drift-demo needs the demo source"):
+        demo_source(own_files, "make drift-demo")
 
 
 @pytest.mark.parametrize(
@@ -48,6 +54,10 @@ def test_the_shipped_params_file_is_valid(project: Path) -> None:
         ("dat:\n  seed: 1\n", r"dat: Extra inputs are not permitted"),
         ("data:\n  seed: one\n", r"data\.seed: Input should be a valid integer"),
         ("data: [\n", r"not valid YAML"),
+        # The generator's settings belong to the demo source only; the source is one of two.
+        ("data:\n  source: files\n  seed: 1\n", r"data\.seed: Extra inputs are not permitted"),
+        ("data:\n  source: warehouse\n", r"data: source must be 'demo' .* or 'files'"),
+        ("train:\n  positive_class: [1]\n", r"train\.positive_class: Input should be"),
     ],
 )
 def test_bad_params_name_the_key(tmp_path: Path, content: str, message: str) -> None:

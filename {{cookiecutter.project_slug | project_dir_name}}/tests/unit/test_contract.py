@@ -8,11 +8,13 @@ from {{ cookiecutter.package_name }}.contract import (
     ContractError,
     FeatureContract,
     contract_from_dbt_yaml,
+    find_contract_model,
+    label_text,
     load_contract,
 )
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
-CONTRACT_FILE = PROJECT_DIR / "transform" / "models" / "marts" / "customer_features.yml"
+CONTRACT_FILE, MODEL = find_contract_model(PROJECT_DIR / "transform" / "models")
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +22,30 @@ def contract() -> FeatureContract:
     return load_contract(Settings(project_dir=PROJECT_DIR))
 
 
-def test_the_shipped_contract_has_the_documented_roles(contract: FeatureContract) -> None:
+def test_the_projects_contract_is_complete(contract: FeatureContract) -> None:
+    assert contract.model == MODEL
+    assert contract.feature_columns
+    assert len(contract.label_values) >= 2
+    assert contract.column(contract.id_column).unique
+    assert not contract.column(contract.id_column).nullable
+    # Rows whose outcome is not known yet have no label: they are scored, never trained on.
+    assert contract.column(contract.label_column).nullable
+
+
+def test_labels_are_compared_as_text() -> None:
+    assert [label_text(value) for value in (1, 1.0, "1", True, "good")] == [
+        "1",
+        "1",
+        "1",
+        "true",
+        "good",
+    ]
+    assert label_text(None) is None
+    assert label_text(float("nan")) is None
+
+
+@pytest.mark.demo
+def test_the_demo_contract_has_the_documented_roles(contract: FeatureContract) -> None:
     assert contract.model == "customer_features"
     assert contract.id_column == "customer_id"
     assert contract.label_column == "label"
@@ -46,6 +71,7 @@ def test_ids_sensitive_attributes_and_labels_are_never_features(contract: Featur
     assert not never & set(contract.feature_columns)
 
 
+@pytest.mark.demo
 def test_bounds_come_from_the_column_tests_and_the_validation_ranges(
     contract: FeatureContract,
 ) -> None:
@@ -70,9 +96,10 @@ def test_bounds_come_from_the_column_tests_and_the_validation_ranges(
         contract.with_ranges({"return_rate": (2, 3)})
 
 
+@pytest.mark.demo
 def test_nullability_and_uniqueness_come_from_constraints(contract: FeatureContract) -> None:
     nullable = {column.name for column in contract.columns if column.nullable}
-    assert nullable == {"avg_amount", "days_since_last_order"}
+    assert nullable == {"avg_amount", "days_since_last_order", "label"}
     assert contract.column("customer_id").unique
     assert contract.column("channel").accepted_values == (
         "web",
@@ -91,31 +118,44 @@ def test_the_contract_survives_a_json_round_trip(contract: FeatureContract) -> N
 
 def _write_variant(tmp_path: Path, change) -> Path:
     document = yaml.safe_load(CONTRACT_FILE.read_text(encoding="utf-8"))
-    change(document["models"][0])
+    change(next(model for model in document["models"] if model["name"] == MODEL))
     path = tmp_path / "features.yml"
     path.write_text(yaml.safe_dump(document), encoding="utf-8")
     return path
 
 
-def _set_role(model: dict, name: str, role: str) -> None:
-    next(column for column in model["columns"] if column["name"] == name)["meta"]["role"] = role
+def _feature(model: dict) -> dict:
+    """The first feature column of the model's properties."""
+    return next(column for column in model["columns"] if column["meta"]["role"] == "feature")
 
 
 @pytest.mark.parametrize(
     ("change", "message"),
     [
         (lambda m: m["config"].pop("contract"), "contract.enforced"),
-        (lambda m: m["columns"][1]["meta"].pop("role"), "meta.role is required"),
-        (lambda m: m["columns"][1].pop("data_type"), "data_type is required"),
-        (lambda m: _set_role(m, "country", "label"), "exactly one column with meta.role 'label'"),
-        (lambda m: _set_role(m, "country", "target"), "country"),
+        (lambda m: _feature(m)["meta"].pop("role"), "meta.role is required"),
+        (lambda m: _feature(m).pop("data_type"), "data_type is required"),
+        (
+            lambda m: _feature(m)["meta"].update(role="label"),
+            "exactly one column with meta.role 'label'",
+        ),
+        (lambda m: _feature(m)["meta"].update(role="target"), "column '.+': Input should be"),
     ],
 )
 def test_a_broken_contract_is_refused_with_where(tmp_path: Path, change, message: str) -> None:
     with pytest.raises(ContractError, match=message):
-        contract_from_dbt_yaml(_write_variant(tmp_path, change))
+        contract_from_dbt_yaml(_write_variant(tmp_path, change), MODEL)
 
 
 def test_a_missing_model_is_named() -> None:
     with pytest.raises(ContractError, match="no model named 'other'"):
         contract_from_dbt_yaml(CONTRACT_FILE, model="other")
+
+
+def test_the_contract_is_the_one_model_with_roles(tmp_path: Path) -> None:
+    with pytest.raises(ContractError, match="found none"):
+        find_contract_model(tmp_path)
+    for copy in ("a.yml", "b.yml"):
+        (tmp_path / copy).write_text(CONTRACT_FILE.read_text(encoding="utf-8"), encoding="utf-8")
+    with pytest.raises(ContractError, match=r"expected one dbt model whose columns"):
+        find_contract_model(tmp_path)

@@ -51,14 +51,24 @@ def test_a_record_is_written_loaded_and_kept_in_history(tmp_path: Path) -> None:
     settings = Settings(project_dir=tmp_path)
     with pytest.raises(DataRunError, match="no data-run record yet"):
         load_data_run_record(settings)
+    models = settings.transform_dir / "models"
+    models.mkdir(parents=True)
+    (models / "sources.yml").write_text(
+        "version: 2\nsources:\n  - name: raw\n    tables:\n      - name: customers\n"
+        "        meta: {file: customers.parquet}\n"
+        "        columns: [{name: customer_id, data_type: bigint}]\n",
+        encoding="utf-8",
+    )
     settings.raw_dir.mkdir(parents=True)
-    (settings.raw_dir / "customers.csv").write_text("customer_id\n1\n", encoding="utf-8")
+    (settings.raw_dir / "customers.parquet").write_bytes(b"PAR1")
+    (settings.raw_dir / "notes.csv").write_text("not,declared\n", encoding="utf-8")
     record = build_data_run_record(settings, TRANSFORM, _report())
     write_data_run_record(settings, record)
     write_data_run_record(settings, record)
     loaded = load_data_run_record(settings)
     assert loaded == record
-    assert list(loaded.raw_files) == ["data/raw/customers.csv"]
+    # The declared tables' files are the data; anything else in data/raw is not.
+    assert list(loaded.raw_files) == ["data/raw/customers.parquet"]
     assert loaded.tags()["data.dbt_invocation_id"] == "abc-123"
     assert loaded.tags()["data.validation"] == "passed"
     history = (tmp_path / "reports" / "data_run" / "history.jsonl").read_text(encoding="utf-8")

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import StepError
+from ..params import DemoSource
 from .ingest import RawTable, load_raw_tables, raw_tables
 
 if TYPE_CHECKING:
@@ -141,7 +142,8 @@ def build_warehouse(settings: Settings, params: Params) -> TransformResult:
 
     Args:
         settings: Where the raw files, the dbt project and the warehouse are.
-        params: ``data.extract_date`` is passed to dbt (late-arriving sales are left out).
+        params: With the demo source, ``data.extract_date`` is passed to dbt (late-arriving
+            sales are left out).
 
     Returns:
         The run's result (invocation id, tests, row counts), also written to
@@ -152,7 +154,9 @@ def build_warehouse(settings: Settings, params: Params) -> TransformResult:
         TransformError: when a dbt model or test failed (on DuckDB, nothing was replaced).
     """
     tables = raw_tables(settings.transform_dir)
-    dbt_args = ["build", "--vars", json.dumps({"extract_date": str(params.data.extract_date)})]
+    dbt_args = ["build"]
+    if isinstance(params.data, DemoSource):  # the demo's models leave out late-arriving sales
+        dbt_args += ["--vars", json.dumps({"extract_date": str(params.data.extract_date)})]
     if settings.dbt_target == "postgres":
         raw_counts = _load_raw_into_postgres(settings, tables)
         result = _finish(settings, run_dbt(settings, dbt_args), raw_counts, None)

@@ -16,10 +16,13 @@ import logging
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Literal, get_args
+from typing import TYPE_CHECKING, Literal, get_args
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from ..params import DemoSource
 
 logger = logging.getLogger(__name__)
 
@@ -54,22 +57,41 @@ class SourceTables:
     sales: pd.DataFrame
 
 
-def generate_tables(seed: int, n_customers: int, n_sales: int, extract_date: date) -> SourceTables:
-    """The reference extract: what the model is first trained on.
+def demo_tables(demo: DemoSource) -> SourceTables:
+    """The demo source's extract, as params.yaml's ``data:`` section describes it."""
+    return generate_tables(
+        demo.seed, demo.n_customers, demo.n_sales, demo.extract_date, demo.unlabelled_share
+    )
+
+
+def generate_tables(
+    seed: int,
+    n_customers: int,
+    n_sales: int,
+    extract_date: date,
+    unlabelled_share: float = 0.0,
+) -> SourceTables:
+    """The reference extract: what the model is first trained on, and what is scored nightly.
 
     Args:
         seed: Seed of the random generator; the same seed gives the same tables, byte for byte.
         n_customers: Rows of ``customers``.
         n_sales: Rows of ``sales`` (including a few late-arriving ones).
         extract_date: The day the extract was taken; later sales are late arrivals.
+        unlabelled_share: Customers, drawn at random, the business has not assessed yet: their
+            label is empty (nightly scoring scores them; training never sees them).
 
     Returns:
         The ``customers`` and ``sales`` tables.
     """
     rng = np.random.default_rng(seed)
-    return _simulate(
+    tables = _simulate(
         rng, n_customers, n_sales, extract_date, shift=np.zeros(n_customers), first_id=1
     )
+    # Its own stream: the share changes which labels are blank, never the customers themselves.
+    blank = np.random.default_rng([seed, 1]).random(n_customers) < unlabelled_share
+    tables.customers["label"] = tables.customers["label"].where(~blank, None)
+    return tables
 
 
 def drift_shift(

@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict
 
 from ..errors import StepError
+from .ingest import raw_tables
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -80,6 +81,18 @@ def data_version(raw_files: dict[str, str]) -> str:
     return hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
 
 
+def dvc_file_md5s(folder: Path, project_dir: Path) -> dict[str, str]:
+    """Path (from `project_dir`) -> MD5 of each file a ``.dvc`` file in `folder` tracks."""
+    found = {}
+    for dvc_file in sorted(folder.glob("*.dvc")):
+        document = yaml.safe_load(dvc_file.read_text(encoding="utf-8")) or {}
+        for out in document.get("outs") or []:
+            if "md5" in out and not str(out["md5"]).endswith(".dir"):
+                path = (dvc_file.parent / str(out["path"])).relative_to(project_dir)
+                found[path.as_posix()] = str(out["md5"])
+    return found
+
+
 def dvc_lock_md5s(lock_file: Path) -> dict[str, str]:
     """Output path -> MD5 of every stage output recorded in ``dvc.lock`` (empty if none)."""
     if not lock_file.exists():
@@ -97,11 +110,13 @@ def build_data_run_record(
     settings: Settings, transform: TransformResult | dict[str, Any], validation: ValidationReport
 ) -> DataRunRecord:
     """The record of the data run that produced the current warehouse."""
+    paths = sorted(table.path(settings.raw_dir) for table in raw_tables(settings.transform_dir))
     raw_files = {
         path.relative_to(settings.project_dir).as_posix()
         if path.is_relative_to(settings.project_dir)
         else str(path): file_md5(path)
-        for path in sorted(settings.raw_dir.glob("*.csv"))
+        for path in paths
+        if path.is_file()
     }
     dbt = transform if isinstance(transform, dict) else json.loads(transform.to_json())
     return DataRunRecord(

@@ -1,4 +1,9 @@
-"""Data versioning with DVC: initialise the repository's DVC config and its default remote.
+"""Data versioning with DVC: the repository's DVC config, its default remote, and a guard.
+
+The guard (:func:`refuse_edited_outputs`) runs before every ``dvc repro``. DVC restores a stage's
+output that was edited by hand, so an edited demo table would be silently replaced; a file of
+your own changed since ``dvc add`` would be built as unversioned data that no clone can pull.
+The guard names the file and the two ways forward instead.
 
 The remote is a per-machine setting (``DATA_REMOTE``; by default a folder outside the git tree,
 ``~/.cache/dvc-remotes/<project folder>``), so it is written to ``.dvc/config.local``, which git
@@ -24,7 +29,45 @@ REMOTE_NAME = "storage"
 
 
 class DataVersioningError(StepError):
-    """A DVC command failed; its output is in the message."""
+    """A DVC command failed, or would overwrite a file edited by hand; the message says why."""
+
+
+def refuse_edited_outputs(settings: Settings) -> None:
+    """Refuse to go on when a raw file differs from what DVC recorded for it.
+
+    Raises:
+        DataVersioningError: naming each edited file and the two ways forward.
+    """
+    from .record import dvc_file_md5s, dvc_lock_md5s, file_md5
+
+    project = settings.project_dir
+    if not settings.raw_dir.is_relative_to(project):
+        return  # DATA_DIR outside the project: not a folder DVC tracks here
+    raw = settings.raw_dir.relative_to(project).as_posix()
+    outputs = {
+        path: md5
+        for path, md5 in dvc_lock_md5s(project / "dvc.lock").items()
+        if path.startswith(f"{raw}/")
+    }
+    added = dvc_file_md5s(settings.raw_dir, project)
+    problems = []
+    for path, md5 in (outputs | added).items():
+        if not (project / path).is_file() or file_md5(project / path) == md5:
+            continue
+        if path in outputs:
+            problems.append(
+                f"{path}: edited since DVC recorded it; the next `dvc repro` would put the "
+                f"recorded version back. Keep your edit: `uv run dvc commit --force {path}`"
+            )
+        else:
+            problems.append(
+                f"{path}: changed since `dvc add` recorded it; built as it is, it would be data "
+                f"that no clone can pull. Keep the change: `uv run dvc add {path}` (and commit "
+                f"{path}.dvc)"
+            )
+        problems[-1] += f". Or drop it: `uv run dvc checkout --force {path}`."
+    if problems:
+        raise DataVersioningError("\n".join(problems))
 
 
 def setup_dvc(settings: Settings) -> str:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 
-from ..contract import FeatureContract, load_contract
+from ..contract import FeatureContract, label_text, load_contract
 from ..errors import StepError
 
 if TYPE_CHECKING:
@@ -20,16 +20,24 @@ class WarehouseError(StepError):
     """The warehouse (or the feature table in it) is not there; the message says what to run."""
 
 
-def load_feature_table(settings: Settings, contract: FeatureContract | None = None) -> pd.DataFrame:
-    """The feature table, one row per customer, ordered by id, with the contract's columns.
+Rows = Literal["all", "labelled", "unlabelled"]
 
-    Numeric columns come back as ``float64`` (``NaN`` where the contract allows null), the id as
-    ``int64``, text as Python strings in ``object`` columns (``None`` for null): the shapes
-    scikit-learn expects, the same with pandas 2 and 3.
+
+def load_feature_table(
+    settings: Settings, contract: FeatureContract | None = None, rows: Rows = "all"
+) -> pd.DataFrame:
+    """The feature table, one row per id, ordered by id, with the contract's columns.
+
+    Numeric columns come back as ``float64`` (``NaN`` where the contract allows null), a whole
+    number id as ``int64``, text as Python strings in ``object`` columns (``None`` for null), the
+    label as its text (:func:`~..contract.label_text`): the shapes scikit-learn expects, the same
+    with pandas 2 and 3.
 
     Args:
         settings: Where the warehouse is (``DBT_TARGET`` picks DuckDB or PostgreSQL).
         contract: The feature contract; read from the dbt project when not given.
+        rows: ``labelled`` rows (what training and validation see), ``unlabelled`` ones (whose
+            outcome is not known yet: what nightly scoring scores), or ``all``.
 
     Returns:
         The feature table.
@@ -39,10 +47,14 @@ def load_feature_table(settings: Settings, contract: FeatureContract | None = No
     """
     contract = contract or load_contract(settings)
     columns = ", ".join(f'"{name}"' for name in contract.column_names)
+    label = f'"{contract.label_column}"'
+    where = {"all": "", "labelled": f"where {label} is not null"}.get(
+        rows, f"where {label} is null"
+    )
     if settings.dbt_target == "postgres":
-        frame = _read_postgres(settings, contract, columns)
+        frame = _read_postgres(settings, contract, columns, where)
     else:
-        frame = _read_duckdb(settings, contract, columns)
+        frame = _read_duckdb(settings, contract, columns, where)
     logger.debug("Read %d rows of %s from %s", len(frame), contract.model, settings.dbt_target)
     return conform_to_contract(frame, contract)
 
@@ -51,8 +63,15 @@ def conform_to_contract(frame: pd.DataFrame, contract: FeatureContract) -> pd.Da
     """Give each column the pandas dtype its contract type implies (see `load_feature_table`)."""
     frame = frame[contract.column_names].copy()
     for column in contract.columns:
-        if column.role == "id":
+        if column.role == "id" and column.is_integer:
             frame[column.name] = frame[column.name].astype("int64")
+        elif column.role == "label":
+            # None where unknown (a nullable integer label reads as pd.NA, which is not None).
+            frame[column.name] = pd.Series(
+                [label_text(value) if pd.notna(value) else None for value in frame[column.name]],
+                index=frame.index,
+                dtype=object,
+            )
         elif column.is_numeric:
             frame[column.name] = frame[column.name].astype("float64")
         else:
@@ -61,7 +80,9 @@ def conform_to_contract(frame: pd.DataFrame, contract: FeatureContract) -> pd.Da
     return frame.reset_index(drop=True)
 
 
-def _read_duckdb(settings: Settings, contract: FeatureContract, columns: str) -> pd.DataFrame:
+def _read_duckdb(
+    settings: Settings, contract: FeatureContract, columns: str, where: str
+) -> pd.DataFrame:
     import duckdb
 
     path = settings.warehouse_path
@@ -70,7 +91,7 @@ def _read_duckdb(settings: Settings, contract: FeatureContract, columns: str) ->
     with duckdb.connect(str(path), read_only=True) as connection:
         try:
             frame: pd.DataFrame = connection.sql(
-                f"select {columns} from main.{contract.model} "  # noqa: S608 (names from the contract)
+                f"select {columns} from main.{contract.model} {where} "  # noqa: S608 (names from the contract)
                 f'order by "{contract.id_column}"'
             ).df()
         except duckdb.CatalogException as error:
@@ -93,14 +114,16 @@ def connect_postgres(settings: Settings) -> Any:  # noqa: ANN401 (psycopg2 is an
     )
 
 
-def _read_postgres(settings: Settings, contract: FeatureContract, columns: str) -> pd.DataFrame:
+def _read_postgres(
+    settings: Settings, contract: FeatureContract, columns: str, where: str
+) -> pd.DataFrame:
     import psycopg2
 
     connection = connect_postgres(settings)
     try:
         with connection.cursor() as cursor:
             cursor.execute(
-                f'select {columns} from "{settings.postgres_schema}"."{contract.model}" '  # noqa: S608
+                f'select {columns} from "{settings.postgres_schema}"."{contract.model}" {where} '  # noqa: S608
                 f'order by "{contract.id_column}"'
             )
             rows = cursor.fetchall()

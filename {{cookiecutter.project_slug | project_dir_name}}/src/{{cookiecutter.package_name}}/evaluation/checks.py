@@ -169,6 +169,12 @@ def champion_check(
         return Check.judged(
             "champion.comparison", passed=True, detail="no champion yet: nothing to beat"
         )
+    if champion.other_task is not None:
+        return Check.not_assessed(
+            "champion.comparison",
+            f"champion v{champion.version} is for another task ({champion.other_task}): "
+            "nothing to compare; the thresholds decide",
+        )
     if champion.error is not None:
         return Check.judged(
             "champion.comparison",

@@ -12,6 +12,7 @@ from .metrics import positive_probability
 if TYPE_CHECKING:
     from pathlib import Path
 
+    import numpy as np
     from sklearn.pipeline import Pipeline
 
     from ..contract import FeatureContract
@@ -43,7 +44,6 @@ def write_plots(
         PrecisionRecallDisplay,
         RocCurveDisplay,
         average_precision_score,
-        make_scorer,
         precision_recall_curve,
         roc_curve,
     )
@@ -76,14 +76,18 @@ def write_plots(
     PrecisionRecallDisplay.from_predictions(is_positive, score, ax=axes, name=positive_class)
     _save(figure, folder / "precision_recall.png", "Precision-recall (held-out)")
 
-    scorer = make_scorer(
-        average_precision_score, response_method="predict_proba", pos_label=positive_class
-    )
+    def positive_average_precision(
+        estimator: Pipeline, rows: pd.DataFrame, labels: np.ndarray
+    ) -> float:
+        """Average precision of the positive class against the rest (any number of classes)."""
+        scores = positive_probability(estimator, rows, positive_class)
+        return float(average_precision_score(labels == positive_class, scores))
+
     importance = permutation_importance(
         model,
         features,
         truth,
-        scoring=scorer,
+        scoring=positive_average_precision,
         n_repeats=params.evaluate.permutation_repeats,
         random_state=params.train.seed,
         # Each repeat scores the whole pipeline once per feature: a sample keeps it to seconds.

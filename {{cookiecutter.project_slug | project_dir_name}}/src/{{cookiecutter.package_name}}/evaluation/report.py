@@ -55,11 +55,17 @@ class Check(_Frozen):
 
 
 class ChampionComparison(_Frozen):
-    """The champion scored on the candidate's held-out rows."""
+    """The champion scored on the candidate's held-out rows.
+
+    `error` says why a champion of the same task could not score them (the candidate loses);
+    `other_task` why there was nothing to compare: the champion predicts another label, or
+    reads another feature table (the project adopted new data).
+    """
 
     version: str | None
     metrics: dict[str, float]
     error: str | None = None
+    other_task: str | None = None
 
 
 class AttributeSlices(_Frozen):

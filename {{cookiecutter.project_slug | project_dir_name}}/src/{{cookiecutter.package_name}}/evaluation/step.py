@@ -56,6 +56,23 @@ def held_out_rows(
     return frame.sort_values(contract.id_column, kind="stable").reset_index(drop=True)
 
 
+def other_task(champion: FeatureContract, candidate: FeatureContract) -> str | None:
+    """Why the champion's task is not the candidate's (None when it is the same task).
+
+    The same task: the same feature table, and the same label with the same values. Features
+    may differ (a champion that misses one of the candidate's still scores its rows).
+    """
+    theirs = (champion.model, champion.label_column, set(champion.label_values))
+    ours = (candidate.model, candidate.label_column, set(candidate.label_values))
+    if theirs == ours:
+        return None
+    return (
+        f"the champion predicts {champion.label_column!r} {sorted(theirs[2])} from "
+        f"{champion.model!r}; this model {candidate.label_column!r} {sorted(ours[2])} from "
+        f"{candidate.model!r}"
+    )
+
+
 def compare_with_champion(
     settings: Settings, frame: pd.DataFrame, contract: FeatureContract, positive_class: str
 ) -> ChampionComparison:
@@ -66,8 +83,10 @@ def compare_with_champion(
     if version is None:
         return ChampionComparison(version=None, metrics={})
     try:
-        champion = fetch_registered(settings, CHAMPION, version).pipeline
-        metrics = classification_metrics(champion, frame, contract, positive_class)
+        champion = fetch_registered(settings, CHAMPION, version)
+        if (other := other_task(champion.contract, contract)) is not None:
+            return ChampionComparison(version=version, metrics={}, other_task=other)
+        metrics = classification_metrics(champion.pipeline, frame, contract, positive_class)
     # A champion that cannot score the rows (a removed feature, a missing artifact) loses the
     # comparison, with the reason: the candidate is never promoted over an unknown.
     except (ModelUnavailableError, KeyError, ValueError) as error:

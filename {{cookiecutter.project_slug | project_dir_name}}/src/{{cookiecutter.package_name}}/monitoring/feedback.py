@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, cast
 import pandas as pd
 
 from ..config import ConfigError
+from ..params import demo_source
 from .monitor import MonitorError, labels_dir, run_monitor
 from .performance import write_labels
 
@@ -115,16 +116,16 @@ def production_tables(
     """
     from ..data.generate import generate_batch
 
-    demo = params.monitor.demo
+    source, demo = demo_source(params, "`make drift-demo`"), params.monitor.demo
     # As many sales per customer as the reference extract: otherwise n_orders would "drift".
-    ratio = params.data.n_sales / params.data.n_customers
+    ratio = source.n_sales / source.n_customers
     tables = generate_batch(
-        seed=params.data.seed + run,
+        seed=source.seed + run,
         n_customers=demo.customers_per_batch,
         n_sales=round(demo.customers_per_batch * ratio),
         # The generator dates batch `step` `step` weeks after the extract date it is given: give
         # it the date that lands the batch on the reference extract date (see the docstring).
-        extract_date=params.data.extract_date - timedelta(weeks=step),
+        extract_date=source.extract_date - timedelta(weeks=step),
         kind=kind,
         strength=demo.strength,
         step=step,
@@ -239,10 +240,12 @@ def run_drift_demo(settings: Settings, params: Params, kind: str) -> list[Monito
         The monitoring result of each batch, in order.
 
     Raises:
-        ConfigError: when `kind` is not a drift kind of the generator.
+        ConfigError: when `kind` is not a drift kind of the generator, or the project's data
+            are its own files (the batches come from the demo generator).
     """
     from ..data.generate import DRIFT_KINDS
 
+    demo_source(params, "`make drift-demo`")
     if kind not in DRIFT_KINDS:
         raise ConfigError(f"unknown drift kind {kind!r}; choose one of {', '.join(DRIFT_KINDS)}")
     drift = cast("DriftKind", kind)

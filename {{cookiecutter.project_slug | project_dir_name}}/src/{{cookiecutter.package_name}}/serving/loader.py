@@ -306,7 +306,7 @@ def _held_out_rows(
     try:
         recorded = run_artifact_text(connect(settings, create=False), run_id, TEST_IDS_ARTIFACT)
         ids = json.loads(recorded)[contract.id_column]
-        table = load_feature_table(settings, contract)
+        table = load_feature_table(settings, contract, rows="labelled")
     # The rows only strengthen the check; without them the probe rows still verify the fast
     # path, so any failure to read them (no warehouse in an image, a locked file...) is logged.
     except Exception as error:
