@@ -165,7 +165,7 @@ def adopt(
 
     settings = get_settings()
     names = [name.strip() for name in sensitive.split(",") if name.strip()]
-    done = adopt_table(settings, file, id_column, label, names)
+    done = adopt_table(settings, file.expanduser(), id_column, label, names)
     root = settings.project_dir
     profile = done.profile
     typer.echo(f"adopted {profile.file} ({profile.rows} rows) as {done.raw_file.relative_to(root)}")

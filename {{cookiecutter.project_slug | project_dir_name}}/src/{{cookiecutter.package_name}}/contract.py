@@ -89,6 +89,22 @@ class ContractColumn(BaseModel):
     maximum: float | None = None  # and the largest
     description: str = ""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _whole_bounds_for_whole_numbers(cls, data: Any) -> Any:  # noqa: ANN401 (raw input)
+        """A whole-number column's bounds are whole numbers: a fractional one is rounded inward."""
+        if not isinstance(data, dict):
+            return data
+        kind = str(data.get("data_type", "")).lower().split("(", 1)[0].strip()
+        if kind not in INTEGER_TYPES:
+            return data
+        low, high = data.get("minimum"), data.get("maximum")
+        return {
+            **data,
+            "minimum": None if low is None else math.ceil(low),
+            "maximum": None if high is None else math.floor(high),
+        }
+
     @property
     def is_numeric(self) -> bool:
         """True when the column holds numbers (its dbt type is numeric)."""
@@ -210,14 +226,20 @@ class FeatureContract(BaseModel):
                     f"{column.name!r} is {column.data_type}"
                 )
             low, high = ranges[column.name]
-            minimum = low if column.minimum is None else max(low, column.minimum)
-            maximum = high if column.maximum is None else min(high, column.maximum)
-            if minimum > maximum:
+            bounded = ContractColumn.model_validate(
+                {
+                    **column.model_dump(),
+                    "minimum": low if column.minimum is None else max(low, column.minimum),
+                    "maximum": high if column.maximum is None else min(high, column.maximum),
+                }
+            )
+            lowest, highest = bounded.minimum, bounded.maximum  # rounded inward if whole numbers
+            if lowest is not None and highest is not None and lowest > highest:
                 raise ContractError(
                     f"validation.ranges.{column.name}: [{low}, {high}] and the contract's bounds "
                     f"leave no value allowed"
                 )
-            columns.append(column.model_copy(update={"minimum": minimum, "maximum": maximum}))
+            columns.append(bounded)
         unknown = sorted(set(ranges) - set(self.column_names))
         if unknown:
             raise ContractError(f"validation.ranges: no such column(s): {', '.join(unknown)}")

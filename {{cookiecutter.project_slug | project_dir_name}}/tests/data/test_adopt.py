@@ -12,8 +12,10 @@ import yaml
 
 from {{ cookiecutter.package_name }}.config import Settings
 from {{ cookiecutter.package_name }}.contract import load_contract
-from {{ cookiecutter.package_name }}.data.adopt import AdoptError, adopt, check_roles, profile_file
+from {{ cookiecutter.package_name }}.data.adopt import AdoptError, adopt, check_roles
+from {{ cookiecutter.package_name }}.data.profile import profile_file
 from {{ cookiecutter.package_name }}.data.warehouse import load_feature_table
+from {{ cookiecutter.package_name }}.errors import StepError
 from {{ cookiecutter.package_name }}.params import load_params
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
@@ -49,7 +51,7 @@ def refusal(
         path.write_text(table, encoding="utf-8")
     else:
         table.to_csv(path, index=False)
-    with pytest.raises(AdoptError) as refused:
+    with pytest.raises(StepError) as refused:  # AdoptError, or RawDataError for the file
         check_roles(profile_file(path), id_column, label, [])
     return str(refused.value)
 
@@ -120,15 +122,19 @@ def test_adopting_a_table_makes_it_the_data(
 ) -> None:
     project = make_scratch_project(tmp_path / "project", with_code=True, versioned=True)
     shutil.copy2(PROJECT_DIR / "params.yaml", project / "params.yaml")  # comments and all
+    # The demo ran: its raw table `customers.csv` is there, and the team's file has that name.
+    (project / "data" / "raw").mkdir(parents=True, exist_ok=True)
+    (project / "data" / "raw" / "customers.csv").write_text("the demo's\n", encoding="utf-8")
     table = accounts()
-    table.to_csv(tmp_path / "accounts.csv", index=False)
+    (tmp_path / "export").mkdir()
+    table.to_csv(tmp_path / "export" / "customers.csv", index=False)
     cli = (sys.executable, "-m", "{{ cookiecutter.package_name }}")
 
     told = run(
         project,
         *cli,
         "adopt",
-        str(tmp_path / "accounts.csv"),
+        str(tmp_path / "export" / "customers.csv"),
         "--id",
         "account_no",
         "--label",
@@ -162,9 +168,10 @@ def test_adopting_a_table_makes_it_the_data(
     # DVC tracks the file; the demo's generator stage and dbt files are gone.
     stages = yaml.safe_load((project / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
     assert "data" not in stages
-    assert "data/raw/accounts.csv" in stages["transform"]["deps"]
-    assert (project / "data" / "raw" / "accounts.csv.dvc").is_file()
+    assert "data/raw/customers.csv" in stages["transform"]["deps"]
+    assert (project / "data" / "raw" / "customers.csv.dvc").is_file()
     assert not list((project / "transform").rglob("customer_features.*"))
+    assert "account_no" in (project / "transform/models/staging/stg_customers.sql").read_text()
 
     # The adopted data build, pass their own gate, and split into training and scoring rows.
     run(project, sys.executable, "-m", "dvc", "repro", "validate")

@@ -5,6 +5,7 @@ import yaml
 
 from {{ cookiecutter.package_name }}.config import Settings
 from {{ cookiecutter.package_name }}.contract import (
+    ContractColumn,
     ContractError,
     FeatureContract,
     contract_from_dbt_yaml,
@@ -159,3 +160,18 @@ def test_the_contract_is_the_one_model_with_roles(tmp_path: Path) -> None:
         (tmp_path / copy).write_text(CONTRACT_FILE.read_text(encoding="utf-8"), encoding="utf-8")
     with pytest.raises(ContractError, match=r"expected one dbt model whose columns"):
         find_contract_model(tmp_path)
+
+
+def test_a_whole_number_columns_bounds_are_rounded_inward() -> None:
+    contract = FeatureContract(
+        model="m",
+        columns=(
+            ContractColumn(name="id", data_type="bigint", role="id"),
+            ContractColumn(name="visits", data_type="integer", role="feature"),
+            ContractColumn(name="label", data_type="varchar", role="label"),
+        ),
+    )
+    bounded = contract.with_ranges({"visits": (0.5, 179.5)}).column("visits")
+    assert (bounded.minimum, bounded.maximum) == (1, 179)
+    with pytest.raises(ContractError, match="no value allowed"):
+        contract.with_ranges({"visits": (0.2, 0.8)})

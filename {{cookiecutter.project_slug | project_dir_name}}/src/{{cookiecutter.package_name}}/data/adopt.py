@@ -20,7 +20,6 @@ from __future__ import annotations
 import functools
 import logging
 import math
-import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,40 +27,18 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from ..contract import ContractColumn, FeatureContract, Role, label_text
+from ..contract import ContractColumn, FeatureContract, Role
 from ..errors import StepError
-from .ingest import read_error, table_reader
-from .versioning import run_dvc
+from .dbt_files import MART, contract_yml, mart_sql, sources_yml, staging_sql
+from .ingest import RawDataError, raw_tables
+from .profile import MAX_CATEGORIES, NAME, Column, Profile, profile_file
+from .versioning import DataVersioningError, run_dvc
 
 if TYPE_CHECKING:
     from ..config import Settings
 
 logger = logging.getLogger(__name__)
 
-MART = "features"
-"""The feature table's name in an adopted project (the contract is found by its roles)."""
-# A column becomes a categorical feature with accepted values when it has at most this many.
-MAX_CATEGORIES = 20
-# A name dbt, SQL and Python all carry without quoting.
-NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
-# Database types, as DuckDB reports them, and the portable dbt type the contract declares.
-DBT_TYPES = {
-    "BOOLEAN": "boolean",
-    "TINYINT": "integer",
-    "SMALLINT": "integer",
-    "INTEGER": "integer",
-    "BIGINT": "bigint",
-    "HUGEINT": "bigint",
-    "UTINYINT": "integer",
-    "USMALLINT": "integer",
-    "UINTEGER": "bigint",
-    "FLOAT": "double precision",
-    "DOUBLE": "double precision",
-    "DATE": "date",
-    "TIMESTAMP": "timestamp",
-    "VARCHAR": "varchar",
-}
-NUMERIC = {"integer", "bigint", "double precision"}
 # The demo's dbt files, replaced by the adopted table's.
 DEMO_FILES = (
     "models/staging/stg_customers.sql",
@@ -80,39 +57,6 @@ class AdoptError(StepError):
 
 
 @dataclass(frozen=True)
-class Column:
-    """One column of the file, as observed."""
-
-    name: str
-    dbt_type: str
-    nulls: int
-    distinct: int
-    minimum: float | None = None
-    maximum: float | None = None
-    values: tuple[str, ...] = ()  # the distinct values, when there are at most MAX_CATEGORIES
-    counts: tuple[int, ...] = ()  # how many rows hold each of them
-
-    @property
-    def numeric(self) -> bool:
-        """True for numbers (the model scales them; the others are one-hot encoded)."""
-        return self.dbt_type in NUMERIC
-
-
-@dataclass(frozen=True)
-class Profile:
-    """What the file holds: its rows and its columns."""
-
-    table: str
-    file: Path
-    rows: int
-    columns: tuple[Column, ...]
-
-    def column(self, name: str) -> Column:
-        """The column called `name` (it exists: checked by :func:`check_roles`)."""
-        return next(column for column in self.columns if column.name == name)
-
-
-@dataclass(frozen=True)
 class Adopted:
     """What adopting wrote, and what is left to decide."""
 
@@ -123,33 +67,6 @@ class Adopted:
     positive_class: str
     features: list[str]
     sensitive: list[str]
-
-
-def profile_file(path: Path) -> Profile:
-    """Read `path` (CSV with a header row, or Parquet) and observe each column.
-
-    Raises:
-        AdoptError: when the file is missing or cannot be read (DuckDB's reason names the line).
-    """
-    import duckdb
-
-    if not path.is_file():
-        raise AdoptError(f"{path}: no such file")
-    reader = table_reader(path)
-    try:
-        with duckdb.connect() as connection:
-            relation = connection.sql(f"select * from {reader}")  # noqa: S608 (a path)
-            names, types = relation.columns, [str(kind) for kind in relation.dtypes]
-            rows = connection.execute(f"select count(*) from {reader}").fetchone()  # noqa: S608
-            columns = [
-                _observe(connection, reader, name, kind)
-                for name, kind in zip(names, types, strict=True)
-            ]
-    except duckdb.Error as error:
-        raise AdoptError(str(read_error(path, error))) from error
-    stem = re.sub(r"[^a-z0-9_]+", "_", path.stem.lower()).strip("_") or "table"
-    table = stem if NAME.match(stem) else f"t_{stem}"
-    return Profile(table, path, int(rows[0]) if rows else 0, tuple(columns))
 
 
 def check_roles(profile: Profile, id_column: str, label: str, sensitive: list[str]) -> None:
@@ -227,63 +144,53 @@ def adopt(
     """Make `file` the project's data: see the module docstring for each step.
 
     Raises:
-        AdoptError: when the file or the roles are refused, DVC is not set up, or another file
-            of that name is already in ``data/raw/`` (nothing is overwritten).
+        RawDataError: when the file is missing or cannot be read (with the line, for a CSV).
+        AdoptError: when the roles are refused, DVC is not set up, or another file of that
+            name is already in ``data/raw/`` (nothing is overwritten).
     """
     if not (settings.project_dir / ".dvc").is_dir():
         raise AdoptError("DVC is not set up in this project: run `make setup` first")
     profile = profile_file(file)
     check_roles(profile, id_column, label, sensitive)
     raw_file = settings.raw_dir / f"{profile.table}{file.suffix.lower()}"
-    if raw_file.resolve() != file.resolve():
-        if raw_file.exists():
-            raise AdoptError(
-                f"{raw_file} already exists: move it away, or adopt it in place "
-                f"(FILE={raw_file.relative_to(settings.project_dir)})"
-            )
-        raw_file.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(file, raw_file)
-    # Versioned first: if DVC refuses, nothing of the project has changed yet.
-    run_dvc(settings, "add", str(raw_file.relative_to(settings.project_dir)))
-    models = settings.transform_dir / "models"
-    removed = [path for path in _demo_paths(settings) if path.exists()]
+    demo = _demo_paths(settings)
+    copying = raw_file.resolve() != file.resolve()
+    if copying and raw_file.exists() and raw_file not in demo:
+        raise AdoptError(
+            f"{raw_file} already exists: move it away, or adopt it in place "
+            f"(FILE={raw_file.relative_to(settings.project_dir)})"
+        )
+    # The demo goes first (its generator stage, then its files: a file of yours may take the
+    # name of one of its tables); git restores them, which is why the README commits first.
+    replaced = _replaced_paths(settings)
+    _edit_pipeline(settings, raw_file)
+    removed = [path for path in replaced if path.exists() and path.resolve() != file.resolve()]
     for path in removed:
         path.unlink()
+    if copying:
+        raw_file.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(file, raw_file)
+    try:
+        run_dvc(settings, "add", str(raw_file.relative_to(settings.project_dir)))
+    except DataVersioningError:
+        if copying:
+            raw_file.unlink()  # never leave an untracked copy behind
+        raise
+    models = settings.transform_dir / "models"
     features = [c.name for c in profile.columns if c.name not in {id_column, label, *sensitive}]
     written = [
-        _write(models / "sources.yml", _sources_yml(profile, raw_file.name, id_column)),
-        _write(models / "staging" / f"stg_{profile.table}.sql", _staging_sql(profile)),
-        _write(models / "marts" / f"{MART}.sql", _mart_sql(profile, id_column)),
+        _write(models / "sources.yml", sources_yml(profile, raw_file.name, id_column)),
+        _write(models / "staging" / f"stg_{profile.table}.sql", staging_sql(profile)),
+        _write(models / "marts" / f"{MART}.sql", mart_sql(profile, id_column)),
         _write(
             models / "marts" / f"{MART}.yml",
-            _contract_yml(profile, id_column, label, sensitive),
+            contract_yml(profile, _roles(profile, id_column, label, sensitive)),
         ),
     ]
     positive = _minority(profile.column(label))
     _edit_params(settings, profile, label, features, positive)
-    _edit_pipeline(settings, raw_file)
     written += [settings.params_file, settings.project_dir / "dvc.yaml"]
     return Adopted(profile, raw_file, written, removed, positive, features, sensitive)
-
-
-def _observe(connection: Any, reader: str, name: str, kind: str) -> Column:  # noqa: ANN401
-    dbt_type = DBT_TYPES.get(kind.partition("(")[0].upper(), "varchar")
-    quoted = f'"{name}"'
-    numeric = dbt_type in NUMERIC
-    bounds = f"min({quoted})::double, max({quoted})::double" if numeric else "null, null"
-    nulls, distinct, low, high = connection.execute(
-        f"select count(*) - count({quoted}), count(distinct {quoted}), {bounds} "  # noqa: S608
-        f"from {reader}"
-    ).fetchone()
-    found: list[tuple[Any, int]] = []
-    if distinct <= MAX_CATEGORIES:
-        found = connection.execute(
-            f"select {quoted}, count(*) from {reader} where {quoted} is not null "  # noqa: S608
-            "group by 1 order by 1"
-        ).fetchall()
-    values = tuple(str(label_text(value)) for value, _ in found)
-    counts = tuple(int(count) for _, count in found)
-    return Column(name, dbt_type, int(nulls), int(distinct), low, high, values, counts)
 
 
 def _demo_paths(settings: Settings) -> list[Path]:
@@ -292,109 +199,24 @@ def _demo_paths(settings: Settings) -> list[Path]:
     ]
 
 
-def _jinja(expression: str) -> str:
-    """A dbt Jinja expression (spelt out: this file is itself rendered once by cookiecutter)."""
-    return "{" * 2 + f" {expression} " + "}" * 2
+def _replaced_paths(settings: Settings) -> list[Path]:
+    """What the new table replaces: the demo's files, and a table adopted before's staging models.
 
-
-def _flow(body: str) -> str:
-    """A YAML flow mapping ``{body}``."""
-    return "{" + body + "}"
+    The earlier table's raw file stays, still tracked (``uv run dvc remove`` drops it).
+    """
+    staging = settings.transform_dir / "models" / "staging"
+    try:
+        declared = raw_tables(settings.transform_dir)
+    except (OSError, RawDataError):  # no dbt sources yet: nothing adopted before
+        declared = []
+    adopted = [staging / f"stg_{table.name}.sql" for table in declared]
+    return list(dict.fromkeys(_demo_paths(settings) + adopted))  # once each, in order
 
 
 def _write(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
     return path
-
-
-def _sources_yml(profile: Profile, file_name: str, id_column: str) -> str:
-    lines = [
-        "version: 2",
-        "",
-        f"# The raw table, as `make adopt` found it in {profile.file.name}. The CLI checks the",
-        "# file against these columns and types and loads it into `<target schema>_raw`; these",
-        "# tests run before any model is built.",
-        "sources:",
-        "  - name: raw",
-        f'    schema: "{_jinja("target.schema")}_raw"',
-        "    tables:",
-        f"      - name: {profile.table}",
-        f"        meta: {_flow(f'file: {file_name}')}",
-        "        columns:",
-    ]
-    for column in profile.columns:
-        lines += [f"          - name: {column.name}", f"            data_type: {column.dbt_type}"]
-        if column.name == id_column:
-            lines.append("            data_tests: [not_null, unique]")
-    return "\n".join(lines) + "\n"
-
-
-def _casts(profile: Profile) -> str:
-    """Each column cast to its contract type, one per line of a ``select``."""
-    return ",\n".join(
-        f"    cast({column.name} as {column.dbt_type}) as {column.name}"
-        for column in profile.columns
-    )
-
-
-def _staging_sql(profile: Profile) -> str:
-    source = _jinja(f"source('raw', '{profile.table}')")
-    return (
-        f"-- {profile.table} as it arrived, typed. Clean or derive columns here; the mart picks "
-        f"them up.\nselect\n{_casts(profile)}\nfrom {source}\n"
-    )
-
-
-def _mart_sql(profile: Profile, id_column: str) -> str:
-    staging = _jinja(f"ref('stg_{profile.table}')")
-    return (
-        f"-- The feature table: one row per {id_column}, what the model reads and the label it "
-        "learns\n-- (empty while the outcome is not known: such rows are scored, never trained "
-        f"on).\n-- Columns and types are fixed by the contract in {MART}.yml: change both "
-        f"together.\nselect\n{_casts(profile)}\nfrom {staging}\n"
-    )
-
-
-def _contract_yml(profile: Profile, id_column: str, label: str, sensitive: list[str]) -> str:
-    lines = [
-        "version: 2",
-        "",
-        "# THE FEATURE CONTRACT, written by `make adopt`. dbt enforces the names and types when it",
-        "# builds the table; meta.role says what each column is to the model (id | feature |",
-        "# sensitive | label). Training records it with the model; validation, the API and",
-        "# monitoring derive from it. Bounds on numbers: validation.ranges in params.yaml (or dbt",
-        "# tests non_negative / accepted_range here).",
-        "models:",
-        f"  - name: {MART}",
-        f"    description: One row per {id_column}, its features, and its label when known.",
-        "    config:",
-        "      contract:",
-        "        enforced: true",
-        "    columns:",
-    ]
-    roles = _roles(profile, id_column, label, sensitive)
-    for column in profile.columns:
-        role = roles[column.name]
-        lines += [
-            f"      - name: {column.name}",
-            f"        data_type: {column.dbt_type}",
-            f"        meta: {_flow(f'role: {role}')}",
-        ]
-        tests = []
-        if role == "id" or (column.nulls == 0 and role != "label"):
-            lines.append("        constraints: [{type: not_null}]")
-            tests += ["not_null", "unique"] if role == "id" else ["not_null"]
-        if column.values and role != "id" and (role == "label" or not column.numeric):
-            text = column.dbt_type == "varchar"
-            values = ", ".join(f'"{value}"' if text else value for value in column.values)
-            extra = "" if text else ", quote: false"
-            arguments = _flow(f"arguments: {_flow(f'values: [{values}]{extra}')}")
-            tests.append(_flow(f"accepted_values: {arguments}"))
-        if tests:
-            lines.append("        data_tests:")
-            lines += [f"          - {test}" for test in tests]
-    return "\n".join(lines) + "\n"
 
 
 def _minority(label: Column) -> str:
@@ -413,7 +235,9 @@ def _edit_params(
     document = yaml.load(settings.params_file.read_text(encoding="utf-8"))
     _replace(document, "data", {"source": "files"})
     validation = document["validation"]
-    validation["min_rows"] = max(1, min(int(validation.get("min_rows", 1000)), profile.rows // 2))
+    labels = profile.column(label)
+    labelled = sum(labels.counts)  # validation sees these rows only
+    validation["min_rows"] = max(1, min(int(validation.get("min_rows", 1000)), labelled // 2))
     _replace(
         validation,
         "max_null_share",
@@ -423,8 +247,6 @@ def _edit_params(
             if profile.column(name).nulls
         },
     )
-    labels = profile.column(label)
-    labelled = sum(labels.counts)
     _replace(
         validation,
         "label_share",
@@ -515,16 +337,23 @@ def _proposed_range(column: Column) -> list[float]:
     """Observed bounds, widened by half the span (from 0 when no value was negative)."""
     low, high = column.minimum or 0.0, column.maximum or 0.0
     span = (high - low) or 1.0
-    lower = 0.0 if low >= 0 else low - span / 2
-    return [_round(lower, up=False), _round(high + span / 2, up=True)]
+    lower = _round(0.0 if low >= 0 else low - span / 2, up=False)
+    upper = _round(high + span / 2, up=True)
+    if not column.numeric or column.dbt_type == "double precision":
+        return [lower, upper]
+    return [math.floor(lower), math.ceil(upper)]  # whole numbers: whole bounds
 
 
 def _round(value: float, *, up: bool) -> float:
-    """`value` to four significant digits, rounded away from the data it bounds."""
+    """`value` to four significant digits, rounded away from the data it bounds.
+
+    A whole number comes back as an ``int``, so params.yaml says ``0``, not ``0.0``.
+    """
     if value == 0:
-        return 0.0
+        return 0
     scale = 10.0 ** (3 - math.floor(math.log10(abs(value))))
-    return (math.ceil if up else math.floor)(value * scale) / scale
+    rounded = (math.ceil if up else math.floor)(value * scale) / scale
+    return int(rounded) if rounded.is_integer() else rounded
 
 
 def _edit_pipeline(settings: Settings, raw_file: Path) -> None:

@@ -48,8 +48,9 @@ def _field_type(column: ContractColumn) -> Any:
     """The pydantic type of `column`: its kind, and the bounds and values the contract allows."""
     # The bounds come before the validator in `Annotated`: so they reach the JSON schema as
     # `minimum`/`maximum` (after it, pydantic would emit non-standard `ge`/`le` keys).
-    if column.is_integer:
-        bounds = Field(ge=column.minimum, le=column.maximum)
+    if column.is_integer:  # whole bounds (the contract rounds them inward)
+        low, high = column.minimum, column.maximum
+        bounds = Field(ge=None if low is None else int(low), le=None if high is None else int(high))
         return Annotated[int, bounds, BeforeValidator(_refuse_non_numbers)]
     if column.is_numeric:
         bounds = Field(ge=column.minimum, le=column.maximum, allow_inf_nan=False)
