@@ -45,6 +45,8 @@ COVERED_ELSEWHERE = {
     "exp": "needs a commit: see test_an_experiment_needs_a_commit_then_changes_only_what_it_sets",
     "notebook": "a server that runs until stopped: see test_notebook_opens_in_jupyterlab_offline",
     "adopt": "needs a team's table: run by TestPython312.test_a_teams_own_table_runs_the_loop",
+    "dagster": "a server that runs until stopped: the project's tests/orchestration/test_ui.py",
+    "bench-loop": "minutes of wall time: its figures are in docs/benchmarks.md",
 }
 # The only skips the project's own tests may report here, each with the reason it is acceptable.
 # Any other skip fails the slow tier: a test that skips here checks nothing, and says nothing.

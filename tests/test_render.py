@@ -141,8 +141,23 @@ BASE_FILES = {
     "tests/monitoring/test_feedback.py",
     "tests/monitoring/test_monitor_cli.py",
     "tests/monitoring/test_prediction_log.py",
+    # orchestration
+    ".dagster/dagster.yaml",
+    "src/{pkg}/orchestration/__init__.py",
+    "src/{pkg}/orchestration/automation.py",
+    "src/{pkg}/orchestration/data.py",
+    "src/{pkg}/orchestration/definitions.py",
+    "src/{pkg}/orchestration/deploy.py",
+    "src/{pkg}/orchestration/model.py",
+    "src/{pkg}/orchestration/resources.py",
+    "tests/scratch.py",
+    "tests/orchestration/conftest.py",
+    "tests/orchestration/test_definitions.py",
+    "tests/orchestration/test_loop.py",
+    "tests/orchestration/test_ui.py",
     # docs and tools
     "analysis/01_explore_features.ipynb",
+    "benchmarks/bench_loop.py",
     "benchmarks/bench_serving.py",
     "docs/architecture.md",
 }

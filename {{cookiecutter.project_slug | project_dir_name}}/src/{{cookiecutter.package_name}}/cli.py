@@ -96,8 +96,7 @@ def transform() -> None:
 @step
 def validate() -> None:
     """Run the Great Expectations gate on the feature table; record the data run if it passes."""
-    from .data.build import transform_report_path
-    from .data.record import build_data_run_record, write_data_run_record
+    from .data.record import record_data_run
     from .validation import ValidationFailedError, run_validation, validation_report_path
 
     settings = get_settings()
@@ -109,15 +108,7 @@ def validate() -> None:
             f"{len(report.failed)} of {report.evaluated} expectations failed on the feature "
             f"table; details in {validation_report_path(settings)}"
         )
-    transform_report = transform_report_path(settings)
-    transform_result = (
-        json.loads(transform_report.read_text(encoding="utf-8"))
-        if transform_report.exists()
-        else {}
-    )
-    path = write_data_run_record(
-        settings, build_data_run_record(settings, transform_result, report)
-    )
+    path = record_data_run(settings, report)
     typer.echo(f"validation passed ({report.evaluated} expectations); data run recorded in {path}")
 
 
@@ -193,17 +184,10 @@ def adopt(
 @step
 def train() -> None:
     """Train the model from params.yaml on validated data and record the run in MLflow."""
-    from .contract import load_contract
-    from .data.warehouse import load_feature_table
-    from .training import data_tags, run_training, save_training_run
+    from .training import train_model
 
     settings = get_settings()
-    params = load_params(settings.params_file)
-    contract = load_contract(settings)
-    tags = data_tags(settings)
-    table = load_feature_table(settings, contract, rows="labelled")  # unlabelled rows are scored
-    run = run_training(settings, params, table, contract, tags)
-    save_training_run(settings, run)
+    run = train_model(settings, load_params(settings.params_file))
     typer.echo(f"run {run.run_id}: {run.estimator}, model {run.model_uri} ({run.seconds:.1f} s)")
 
 
@@ -211,19 +195,11 @@ def train() -> None:
 @step
 def evaluate() -> None:
     """Evaluate the latest model: held-out metrics, post-train tests, champion comparison."""
-    from .contract import load_contract
-    from .data.warehouse import load_feature_table
     from .evaluation.report import HEADLINE
-    from .evaluation.step import run_evaluation
-    from .provenance import TAG_DATA_VERSION
-    from .training import data_tags
+    from .evaluation.step import evaluate_latest
 
     settings = get_settings()
-    params = load_params(settings.params_file)
-    contract = load_contract(settings)
-    data_version = data_tags(settings).get(TAG_DATA_VERSION)
-    table = load_feature_table(settings, contract, rows="labelled")
-    report = run_evaluation(settings, params, table, contract, data_version)
+    report = evaluate_latest(settings, load_params(settings.params_file))
     typer.echo(f"{HEADLINE} {report.metrics[HEADLINE]:.3f}")
     marks = {"pass": "pass", "fail": "FAIL", "not_assessed": "n/a "}
     for check in report.checks:
@@ -241,13 +217,10 @@ def evaluate() -> None:
 @step
 def register() -> None:
     """Register the latest evaluated model as a new version with the alias `challenger`."""
-    from .evaluation.report import read_evaluation_report
-    from .registry import register as register_version
-    from .training import load_training_run
+    from .registry import register_latest
 
     settings = get_settings()
-    training, report = load_training_run(settings), read_evaluation_report(settings)
-    version = register_version(settings, training, report)
+    version = register_latest(settings)
     typer.echo(f"{settings.model_name} v{version.version} is the challenger")
 
 

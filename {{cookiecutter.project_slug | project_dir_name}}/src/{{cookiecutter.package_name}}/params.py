@@ -120,6 +120,15 @@ class ValidationParams(_Section):
     ranges: dict[str, Bounds] = Field(default_factory=dict)
     max_null_share: dict[str, Annotated[float, Field(ge=0, le=1)]] = Field(default_factory=dict)
 
+    @model_validator(mode="after")
+    def _rows_in_order(self) -> ValidationParams:
+        if self.min_rows > self.max_rows:
+            raise ValueError(
+                f"min_rows ({self.min_rows}) is above max_rows ({self.max_rows}): no table can "
+                "pass; lower min_rows or raise max_rows"
+            )
+        return self
+
 
 EstimatorName = Literal["logistic_regression", "random_forest", "hist_gradient_boosting"]
 ClassWeight = Literal["balanced"] | None

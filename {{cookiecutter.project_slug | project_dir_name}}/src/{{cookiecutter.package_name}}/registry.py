@@ -209,6 +209,14 @@ def register(settings: Settings, training: TrainingRun, report: EvaluationReport
     return version
 
 
+def register_latest(settings: Settings) -> ModelVersion:
+    """Register the latest training run with its evaluation (the register step as a whole)."""
+    from .evaluation.report import read_evaluation_report
+    from .training import load_training_run
+
+    return register(settings, load_training_run(settings), read_evaluation_report(settings))
+
+
 def champion_history(client: MlflowClient, name: str) -> list[str]:
     """The versions that were champion, oldest first (the last is the current one)."""
     history: list[str] = json.loads(client.get_registered_model(name).tags.get(HISTORY_TAG, "[]"))
@@ -325,6 +333,22 @@ def lineage(settings: Settings, reference: str) -> dict[str, Any]:
             key: value for key, value in sorted(run.data.metrics.items()) if key.startswith("test_")
         },
     }
+
+
+def registered_versions(settings: Settings) -> list[int]:
+    """The version numbers of the project's model, ascending (empty before the first one).
+
+    Raises:
+        ModelUnavailableError: when the registry cannot be reached or answers with an error.
+    """
+    from mlflow.exceptions import MlflowException
+
+    client = _reader(settings)
+    try:
+        found = client.search_model_versions(f"name = '{settings.model_name}'")
+    except MlflowException as error:
+        raise ModelUnavailableError(f"registry error: {error.message}") from error
+    return sorted(int(version.version) for version in found)
 
 
 def _reader(settings: Settings) -> MlflowClient:

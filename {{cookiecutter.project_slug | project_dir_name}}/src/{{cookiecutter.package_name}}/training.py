@@ -243,6 +243,23 @@ def training_metrics(
     }
 
 
+def train_model(settings: Settings, params: Params) -> TrainingRun:
+    """The train step from the project's own state: contract, data run, labelled rows.
+
+    What ``python -m <package> train`` and the Dagster asset both call; the latest run is
+    saved for the evaluate and register steps (:func:`save_training_run`).
+    """
+    from .contract import load_contract
+    from .data.warehouse import load_feature_table
+
+    contract = load_contract(settings)
+    tags = data_tags(settings)
+    table = load_feature_table(settings, contract, rows="labelled")  # unlabelled rows are scored
+    run = run_training(settings, params, table, contract, tags)
+    save_training_run(settings, run)
+    return run
+
+
 def run_training(
     settings: Settings,
     params: Params,

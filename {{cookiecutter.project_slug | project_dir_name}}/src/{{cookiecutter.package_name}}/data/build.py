@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,7 +29,7 @@ from ..params import DemoSource
 from .ingest import RawTable, load_raw_tables, raw_tables
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
 
     import duckdb
 
@@ -91,23 +92,44 @@ def transform_report_path(settings: Settings) -> Path:
     return settings.reports_dir / "transform" / "latest.json"
 
 
+def dbt_settings_env(settings: Settings, duckdb_path: Path | None = None) -> dict[str, str]:
+    """The variables ``profiles.yml`` reads: the warehouse's location and credentials."""
+    return {
+        "DBT_TARGET": settings.dbt_target,
+        "DBT_DUCKDB_PATH": str(duckdb_path or settings.warehouse_path),
+        "POSTGRES_HOST": settings.postgres_host,
+        "POSTGRES_PORT": str(settings.postgres_port),
+        "POSTGRES_USER": settings.postgres_user,
+        "DBT_ENV_SECRET_POSTGRES_PASSWORD": settings.postgres_password.get_secret_value(),
+        "POSTGRES_DB": settings.postgres_db,
+        "POSTGRES_SCHEMA": settings.postgres_schema,
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
+    }
+
+
 def dbt_env(settings: Settings, duckdb_path: Path | None = None) -> dict[str, str]:
     """The environment dbt runs in: ours, plus the locations ``profiles.yml`` reads."""
-    env = dict(os.environ)
-    env.update(
-        {
-            "DBT_TARGET": settings.dbt_target,
-            "DBT_DUCKDB_PATH": str(duckdb_path or settings.warehouse_path),
-            "POSTGRES_HOST": settings.postgres_host,
-            "POSTGRES_PORT": str(settings.postgres_port),
-            "POSTGRES_USER": settings.postgres_user,
-            "DBT_ENV_SECRET_POSTGRES_PASSWORD": settings.postgres_password.get_secret_value(),
-            "POSTGRES_DB": settings.postgres_db,
-            "POSTGRES_SCHEMA": settings.postgres_schema,
-            "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
-        }
-    )
-    return env
+    return {**os.environ, **dbt_settings_env(settings, duckdb_path)}
+
+
+@contextmanager
+def dbt_environment(settings: Settings, duckdb_path: Path | None = None) -> Iterator[None]:
+    """Set the variables ``profiles.yml`` reads in this process, and restore them after.
+
+    For callers that start dbt themselves from this process's environment (dagster-dbt reads
+    ``profiles.yml`` in-process too); :func:`run_dbt` passes them to its child directly.
+    """
+    updates = dbt_settings_env(settings, duckdb_path)
+    saved = {name: os.environ.get(name) for name in updates}
+    os.environ.update(updates)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def run_dbt(
@@ -137,13 +159,85 @@ def run_dbt(
     return result
 
 
-def build_warehouse(settings: Settings, params: Params) -> TransformResult:
-    """Load the raw tables and run ``dbt build``; on success, the new warehouse is in place.
+@dataclass(frozen=True)
+class WarehouseBuild:
+    """A build under way: the raw tables are loaded; run dbt with `dbt_args`, then :meth:`finish`.
+
+    ``duckdb_path`` is the scratch warehouse dbt builds into (DuckDB), or None on PostgreSQL,
+    where dbt builds in place.
+    """
+
+    settings: Settings
+    dbt_args: list[str]
+    raw_counts: dict[str, int]
+    duckdb_path: Path | None
+
+    def finish(self, returncode: int, target_dir: Path, output: str) -> TransformResult:
+        """Judge dbt's run from its artifacts; on success, put the new warehouse in place.
+
+        Args:
+            returncode: dbt's exit code.
+            target_dir: The folder dbt wrote ``run_results.json`` and ``manifest.json`` to.
+            output: dbt's console output (its tail is the message when dbt did not run).
+
+        Raises:
+            TransformError: when a dbt model or test failed (on DuckDB, nothing was replaced).
+        """
+        settings = self.settings
+        result = _judge(self, returncode, target_dir, output)
+        if self.duckdb_path is not None:
+            self.duckdb_path.replace(settings.warehouse_path)
+        report = transform_report_path(settings)
+        report.parent.mkdir(parents=True, exist_ok=True)
+        report.write_text(result.to_json(), encoding="utf-8")
+        logger.info(
+            "Warehouse built (%s): %s; tests %s",
+            settings.dbt_target,
+            ", ".join(f"{name} {count:,} rows" for name, count in result.row_counts.items()),
+            result.tests,
+        )
+        return result
+
+
+@contextmanager
+def warehouse_build(settings: Settings, params: Params) -> Iterator[WarehouseBuild]:
+    """Load the raw tables into the warehouse to build; the scratch files go on leaving.
+
+    The one place that prepares a dbt build: :func:`build_warehouse` runs dbt in a child
+    process, the Dagster assets run it through dagster-dbt, and both finish with
+    :meth:`WarehouseBuild.finish`.
 
     Args:
         settings: Where the raw files, the dbt project and the warehouse are.
         params: With the demo source, ``data.extract_date`` is passed to dbt (late-arriving
             sales are left out).
+
+    Raises:
+        RawDataError: when a raw file cannot be loaded (see :mod:`.data.ingest`).
+    """
+    tables = raw_tables(settings.transform_dir)
+    dbt_args = ["build"]
+    if isinstance(params.data, DemoSource):  # the demo's models leave out late-arriving sales
+        dbt_args += ["--vars", json.dumps({"extract_date": str(params.data.extract_date)})]
+    if settings.dbt_target == "postgres":
+        yield WarehouseBuild(settings, dbt_args, _load_raw_into_postgres(settings, tables), None)
+        return
+    settings.warehouse_path.parent.mkdir(parents=True, exist_ok=True)
+    # The same file name in a scratch folder beside the warehouse: DuckDB names its catalog
+    # after the file, and a rename within one file system is atomic.
+    build_dir = Path(
+        tempfile.mkdtemp(prefix=".warehouse-build-", dir=settings.warehouse_path.parent)
+    )
+    try:
+        building = build_dir / settings.warehouse_path.name
+        raw_counts = _load_raw_into_duckdb(settings, tables, building)
+        yield WarehouseBuild(settings, dbt_args, raw_counts, building)
+    finally:
+        shutil.rmtree(build_dir, ignore_errors=True)
+
+
+def build_warehouse(settings: Settings, params: Params) -> TransformResult:
+    """Load the raw tables and run ``dbt build``; on success, the new warehouse is in place.
 
     Returns:
         The run's result (invocation id, tests, row counts), also written to
@@ -153,38 +247,13 @@ def build_warehouse(settings: Settings, params: Params) -> TransformResult:
         RawDataError: when a raw file cannot be loaded (see :mod:`.data.ingest`).
         TransformError: when a dbt model or test failed (on DuckDB, nothing was replaced).
     """
-    tables = raw_tables(settings.transform_dir)
-    dbt_args = ["build"]
-    if isinstance(params.data, DemoSource):  # the demo's models leave out late-arriving sales
-        dbt_args += ["--vars", json.dumps({"extract_date": str(params.data.extract_date)})]
-    if settings.dbt_target == "postgres":
-        raw_counts = _load_raw_into_postgres(settings, tables)
-        result = _finish(settings, run_dbt(settings, dbt_args), raw_counts, None)
-    else:
-        settings.warehouse_path.parent.mkdir(parents=True, exist_ok=True)
-        # The same file name in a scratch folder beside the warehouse: DuckDB names its catalog
-        # after the file, and a rename within one file system is atomic.
-        build_dir = Path(
-            tempfile.mkdtemp(prefix=".warehouse-build-", dir=settings.warehouse_path.parent)
+    with warehouse_build(settings, params) as build:
+        completed = run_dbt(settings, build.dbt_args, duckdb_path=build.duckdb_path)
+        return build.finish(
+            completed.returncode,
+            settings.transform_dir / "target",
+            completed.stdout + completed.stderr,
         )
-        try:
-            building = build_dir / settings.warehouse_path.name
-            raw_counts = _load_raw_into_duckdb(settings, tables, building)
-            completed = run_dbt(settings, dbt_args, duckdb_path=building)
-            result = _finish(settings, completed, raw_counts, building)
-            building.replace(settings.warehouse_path)
-        finally:
-            shutil.rmtree(build_dir, ignore_errors=True)
-    report = transform_report_path(settings)
-    report.parent.mkdir(parents=True, exist_ok=True)
-    report.write_text(result.to_json(), encoding="utf-8")
-    logger.info(
-        "Warehouse built (%s): %s; tests %s",
-        settings.dbt_target,
-        ", ".join(f"{name} {count:,} rows" for name, count in result.row_counts.items()),
-        result.tests,
-    )
-    return result
 
 
 def read_node_results(target_dir: Path) -> tuple[dict[str, Any], list[NodeResult]]:
@@ -227,19 +296,16 @@ def read_node_results(target_dir: Path) -> tuple[dict[str, Any], list[NodeResult
     return metadata, results
 
 
-def _finish(
-    settings: Settings,
-    completed: subprocess.CompletedProcess[str],
-    raw_counts: dict[str, int],
-    duckdb_path: Path | None,
+def _judge(
+    build: WarehouseBuild, returncode: int, target_dir: Path, output: str
 ) -> TransformResult:
-    target_dir = settings.transform_dir / "target"
+    settings, duckdb_path = build.settings, build.duckdb_path
     if not (target_dir / "run_results.json").exists():
-        raise TransformError(f"dbt did not run:\n{_tail(completed)}")
+        raise TransformError(f"dbt did not run:\n{_tail(output)}")
     metadata, nodes = read_node_results(target_dir)
     bad = [node for node in nodes if node.status in {"error", "fail", "runtime error"}]
-    if completed.returncode != 0 or bad:
-        lines = [node.describe() for node in bad[:_MAX_REPORTED_FAILURES]] or [_tail(completed)]
+    if returncode != 0 or bad:
+        lines = [node.describe() for node in bad[:_MAX_REPORTED_FAILURES]] or [_tail(output)]
         skipped = sum(node.status == "skipped" for node in nodes)
         kept = (
             "the warehouse was left as it was"
@@ -262,13 +328,12 @@ def _finish(
         elapsed_seconds=round(float(metadata["elapsed_time"]), 2),
         tests=tests,
         row_counts=_row_counts(settings, models, duckdb_path),
-        raw_row_counts=raw_counts,
+        raw_row_counts=build.raw_counts,
     )
 
 
-def _tail(completed: subprocess.CompletedProcess[str], lines: int = 30) -> str:
-    output = (completed.stdout + completed.stderr).strip().splitlines()
-    return "\n".join(output[-lines:])
+def _tail(output: str, lines: int = 30) -> str:
+    return "\n".join(output.strip().splitlines()[-lines:])
 
 
 def _load_raw_into_duckdb(settings: Settings, tables: list[RawTable], path: Path) -> dict[str, int]:

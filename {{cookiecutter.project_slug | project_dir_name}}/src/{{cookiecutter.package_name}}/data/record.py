@@ -144,6 +144,22 @@ def write_data_run_record(settings: Settings, record: DataRunRecord) -> Path:
     return latest
 
 
+def record_data_run(settings: Settings, validation: ValidationReport) -> Path:
+    """Record the data run of the current warehouse after its validation passed.
+
+    The dbt side comes from the last successful transform's report; returns the record's path.
+    """
+    from .build import transform_report_path
+
+    transform_report = transform_report_path(settings)
+    transform = (
+        json.loads(transform_report.read_text(encoding="utf-8"))
+        if transform_report.exists()
+        else {}
+    )
+    return write_data_run_record(settings, build_data_run_record(settings, transform, validation))
+
+
 def load_data_run_record(settings: Settings) -> DataRunRecord:
     """The record of the last successful data run.
 

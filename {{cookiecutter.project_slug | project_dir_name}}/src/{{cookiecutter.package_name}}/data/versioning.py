@@ -21,7 +21,10 @@ from typing import TYPE_CHECKING
 from ..errors import StepError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from ..config import Settings
+    from ..params import Params
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +71,33 @@ def refuse_edited_outputs(settings: Settings) -> None:
         problems[-1] += f". Or drop it: `uv run dvc checkout --force {path}`."
     if problems:
         raise DataVersioningError("\n".join(problems))
+
+
+def refresh_raw_data(settings: Settings, params: Params) -> dict[str, Path]:
+    """Bring the raw tables up to date as ``make data`` does before dbt, and say where they are.
+
+    Hand edits are refused first (:func:`refuse_edited_outputs`); with the demo source, DVC
+    regenerates the tables when their parameters or generator changed (``dvc repro data``, a
+    no-op otherwise); a team's own files are used as DVC last recorded them.
+
+    Raises:
+        DataVersioningError: on a hand-edited file, a failed DVC run, or a missing raw file.
+    """
+    from ..params import DemoSource
+    from .ingest import raw_tables
+
+    refuse_edited_outputs(settings)
+    if isinstance(params.data, DemoSource):
+        run_dvc(settings, "repro", "--single-item", "data")
+    tables = raw_tables(settings.transform_dir)
+    paths = {table.name: table.path(settings.raw_dir) for table in tables}
+    missing = [str(path) for path in paths.values() if not path.is_file()]
+    if missing:
+        raise DataVersioningError(
+            f"raw file(s) not here: {', '.join(missing)}; `make data-pull` fetches them from the "
+            "DVC remote"
+        )
+    return paths
 
 
 def setup_dvc(settings: Settings) -> str:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import StepError
 from ..provenance import TAG_DATA_VERSION
-from ..training import TEST_IDS_ARTIFACT
+from ..training import TEST_IDS_ARTIFACT, data_tags
 from .checks import (
     champion_check,
     directional_checks,
@@ -36,7 +36,7 @@ logger = logging.getLogger(__name__)
 
 
 class EvaluationRefusedError(StepError):
-    """The model cannot be evaluated as asked: the data changed since it was trained."""
+    """The model cannot be evaluated as asked (changed data, or no held-out rows to use)."""
 
 
 def held_out_rows(
@@ -128,6 +128,20 @@ def evaluate_model(
     )
 
 
+def evaluate_latest(settings: Settings, params: Params) -> EvaluationReport:
+    """The evaluate step from the project's own state: the latest run on the current data.
+
+    What ``python -m <package> evaluate`` and the Dagster asset both call.
+    """
+    from ..contract import load_contract
+    from ..data.warehouse import load_feature_table
+
+    contract = load_contract(settings)
+    data_version = data_tags(settings).get(TAG_DATA_VERSION)
+    table = load_feature_table(settings, contract, rows="labelled")
+    return run_evaluation(settings, params, table, contract, data_version)
+
+
 def run_evaluation(
     settings: Settings,
     params: Params,
@@ -154,7 +168,7 @@ def run_evaluation(
     """
     import mlflow
 
-    from ..tracking import connect, load_sklearn_model, run_artifact_text
+    from ..tracking import connect
     from ..training import load_training_run
 
     training = load_training_run(settings)
@@ -165,15 +179,8 @@ def run_evaluation(
             f"run {training.run_id} was trained on data version {trained_on}, the current data "
             f"is {data_version}: run `make train` again"
         )
-    test_ids = json.loads(run_artifact_text(client, training.run_id, TEST_IDS_ARTIFACT))
-    frame = held_out_rows(table, contract, list(test_ids[contract.id_column]))
-    model = load_sklearn_model(training.model_uri)
-    champion = compare_with_champion(settings, frame, contract, params.train.positive_class)
     folder = evaluation_dir(settings)
-    report = evaluate_model(
-        model, frame, contract, params, champion, training=training, plots=folder / "plots"
-    )
-    (folder / "latest.json").write_text(report.to_json(), encoding="utf-8")
+    report = _evaluate_run(settings, params, table, contract, training=training, folder=folder)
     metrics = report.flat_metrics()
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     with mlflow.start_run(run_id=training.run_id):
@@ -187,10 +194,90 @@ def run_evaluation(
                 "evaluation.not_assessed": ",".join(report.not_assessed) or "none",
             }
         )
+    return report
+
+
+def evaluate_version(settings: Settings, params: Params, version: str) -> EvaluationReport:
+    """Evaluate a registered model version on the current data and tag it with the verdict.
+
+    What the registry sensor starts for each new version (see ``orchestration``): a version
+    registered outside the loop (from a notebook, another pipeline) gets the tests and the tags
+    the register step gives its own, so the promotion gate can judge it; a version the loop
+    registered gets its verdict renewed against the current champion. The report goes to
+    ``reports/evaluation/versions/v<version>/``; ``latest.json``, which the register step reads,
+    is left alone.
+
+    Raises:
+        EvaluationRefusedError: when the version has no training run with held-out rows.
+        TrackingUnavailableError: when the registry cannot be reached.
+    """
+    from mlflow.exceptions import MlflowException
+
+    from ..contract import load_contract
+    from ..data.warehouse import load_feature_table
+    from ..gate import version_tags
+    from ..tracking import connect
+    from ..training import TrainingRun
+
+    client = connect(settings)
+    name = settings.model_name
+    registered = client.get_model_version(name, version)
+    if not registered.run_id or not registered.source:
+        raise EvaluationRefusedError(
+            f"{name} v{version} was not logged from an MLflow run: there are no held-out rows to "
+            "evaluate it on; register models trained by `make train`"
+        )
+    run = client.get_run(registered.run_id)
+    training = TrainingRun(
+        run_id=registered.run_id,
+        experiment_id=run.info.experiment_id,
+        model_uri=registered.source,
+        estimator=run.data.params.get("estimator", "unknown"),
+        metrics={},
+        seconds=0.0,
+    )
+    contract = load_contract(settings)
+    table = load_feature_table(settings, contract, rows="labelled")
+    folder = evaluation_dir(settings) / "versions" / f"v{version}"
+    try:
+        report = _evaluate_run(settings, params, table, contract, training=training, folder=folder)
+    except MlflowException as error:
+        raise EvaluationRefusedError(
+            f"{name} v{version} (run {registered.run_id}): {error.message}; only runs logged by "
+            f"`make train` carry the held-out ids ({TEST_IDS_ARTIFACT})"
+        ) from None
+    for key, value in version_tags(run.data.tags, report).items():
+        client.set_model_version_tag(name, version, key, value)
+    return report
+
+
+def _evaluate_run(
+    settings: Settings,
+    params: Params,
+    table: pd.DataFrame,
+    contract: FeatureContract,
+    *,
+    training: TrainingRun,
+    folder: Path,
+) -> EvaluationReport:
+    """Evaluate the model of `training` on its held-out rows; write the report into `folder`."""
+    from ..tracking import connect, load_sklearn_model, run_artifact_text
+
+    client = connect(settings)
+    test_ids = json.loads(run_artifact_text(client, training.run_id, TEST_IDS_ARTIFACT))
+    frame = held_out_rows(table, contract, list(test_ids[contract.id_column]))
+    model = load_sklearn_model(training.model_uri)
+    champion = compare_with_champion(settings, frame, contract, params.train.positive_class)
+    folder.mkdir(parents=True, exist_ok=True)
+    report = evaluate_model(
+        model, frame, contract, params, champion, training=training, plots=folder / "plots"
+    )
+    (folder / "latest.json").write_text(report.to_json(), encoding="utf-8")
     logger.info(
-        "Held-out %s %.3f; %d checks, failed: %s; not assessed: %s",
+        "Held-out %s %.3f of %s; %d checks, failed: %s; not assessed: %s",
         HEADLINE,
         report.metrics[HEADLINE],
+        training.model_uri,
         len(report.checks),
         ", ".join(report.failed) or "none",
         ", ".join(report.not_assessed) or "none",
