@@ -51,9 +51,10 @@ def scratch_project(
         shutil.copy2(PROJECT_DIR / "dvc.yaml", folder / "dvc.yaml")
         shutil.copy2(PROJECT_DIR / ".gitignore", folder / ".gitignore")
     params = yaml.safe_load((PROJECT_DIR / "params.yaml").read_text(encoding="utf-8"))
-    if SOURCE == "demo" and small:
-        params["data"].update(SMALL)
-        params["validation"]["min_rows"] = 100
+    if SOURCE == "demo":
+        if small:
+            params["data"].update(SMALL)
+            params["validation"]["min_rows"] = 100
     else:
         raw_dir = Settings(project_dir=PROJECT_DIR).raw_dir
         for table in raw_tables(PROJECT_DIR / "transform"):

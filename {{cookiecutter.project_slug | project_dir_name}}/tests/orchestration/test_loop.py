@@ -1,11 +1,13 @@
 """The whole graph runs green, a failing gate blocks training, sensors fire once per event."""
 
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 from dagster import AssetKey, RunRequest, SensorResult, build_sensor_context
+from scratch import run_in
 
 from {{ cookiecutter.package_name }}.config import Settings
 from {{ cookiecutter.package_name }}.gate import TAG_PASSED
@@ -50,6 +52,12 @@ def test_the_whole_graph_materializes_green(orchestrated) -> None:
     run = result.asset_materializations_for_node("model_run")[0].metadata
     assert run["mlflow_run_id"].value
     assert alias_version(orchestrated.settings, CHAMPION) == "1"
+
+
+def test_dvc_sees_what_dagster_built(orchestrated) -> None:
+    # Each asset that ran a DVC stage's step recorded it: nothing is stale, nothing "unsaved".
+    status = run_in(orchestrated.path, sys.executable, "-m", "dvc", "status")
+    assert "up to date" in status, status
 
 
 def test_a_failing_gate_blocks_training_and_the_champion_stays(

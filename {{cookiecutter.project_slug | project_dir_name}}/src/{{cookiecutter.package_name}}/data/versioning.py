@@ -100,6 +100,27 @@ def refresh_raw_data(settings: Settings, params: Params) -> dict[str, Path]:
     return paths
 
 
+def record_stage(settings: Settings, stage: str) -> None:
+    """Record in ``dvc.lock`` that `stage`'s outputs come from its current inputs (``dvc commit``).
+
+    For a runner other than DVC (the Dagster assets) that ran the stage's step itself. Without
+    it, ``dvc.lock`` would still describe the outputs of the last ``dvc repro``: ``make all``
+    would redo the stage, and ``make data-pull`` would refuse to overwrite the "unsaved" outputs.
+    A project without DVC, or without that stage, is left alone.
+
+    Raises:
+        DataVersioningError: when ``dvc commit`` fails (its output is in the message).
+    """
+    import yaml
+
+    pipeline = settings.project_dir / "dvc.yaml"
+    if not (settings.project_dir / ".dvc").is_dir() or not pipeline.is_file():
+        return
+    stages = (yaml.safe_load(pipeline.read_text(encoding="utf-8")) or {}).get("stages") or {}
+    if stage in stages:
+        run_dvc(settings, "commit", "--force", "--quiet", stage)
+
+
 def setup_dvc(settings: Settings) -> str:
     """Run ``dvc init`` where missing, turn analytics off and set the default remote.
 

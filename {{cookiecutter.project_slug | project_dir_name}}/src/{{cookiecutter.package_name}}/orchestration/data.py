@@ -34,7 +34,7 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_as
 
 from ..data.build import dbt_environment, warehouse_build
 from ..data.record import file_md5, record_data_run
-from ..data.versioning import refresh_raw_data
+from ..data.versioning import record_stage, refresh_raw_data
 from ..validation import run_validation, validation_report_path
 from .resources import ProjectResource
 
@@ -123,6 +123,7 @@ def build_warehouse_assets(dbt_project: DbtProject) -> AssetsDefinition:
                 invocation.target_path,
                 log.read_text(encoding="utf-8") if log.is_file() else "",
             )
+        record_stage(settings, "transform")  # dvc.lock now vouches for the new warehouse
         for event in events:
             if isinstance(event, Output):
                 model = context.asset_key_for_output(event.output_name).path[-1]
@@ -164,6 +165,7 @@ def build_feature_gate(feature_table: AssetKey) -> Any:  # noqa: ANN401 (Dagster
             )
         else:
             metadata["data_run"] = MetadataValue.path(str(record_data_run(settings, report)))
+            record_stage(settings, "validate")
         context.log.info(
             "Great Expectations: %d of %d expectations held on %d rows",
             report.evaluated - len(report.failed),

@@ -10,6 +10,7 @@ from typing import Any
 
 from dagster import AssetKey, MaterializeResult, MetadataValue, asset
 
+from ..data.versioning import record_stage
 from ..evaluation.report import HEADLINE, evaluation_dir
 from ..evaluation.step import evaluate_latest
 from ..registry import CHALLENGER, CHAMPION, alias_version, promote, register_latest
@@ -35,6 +36,7 @@ def build_model_assets(feature_table: AssetKey) -> list[Any]:
         """Train the model from params.yaml on the validated feature table (``make train``)."""
         settings = project.settings()
         run = train_model(settings, project.params())
+        record_stage(settings, "train")
         metadata: dict[str, Any] = {
             "mlflow_run_id": run.run_id,
             "model_uri": run.model_uri,
@@ -53,6 +55,7 @@ def build_model_assets(feature_table: AssetKey) -> list[Any]:
         """Held-out metrics, post-train tests and the champion comparison (``make evaluate``)."""
         settings = project.settings()
         report = evaluate_latest(settings, project.params())
+        record_stage(settings, "evaluate")
         return MaterializeResult(
             metadata={
                 HEADLINE: round(report.metrics[HEADLINE], 4),
