@@ -123,6 +123,11 @@ def evaluation_dir(settings: Settings) -> Path:
     return settings.reports_dir / "evaluation"
 
 
+def version_evaluation_dir(settings: Settings, version: str) -> Path:
+    """Where the evaluation of a registered version is written (``.../versions/v<version>/``)."""
+    return evaluation_dir(settings) / "versions" / f"v{version}"
+
+
 class EvaluationMissingError(StepError):
     """No evaluation report yet; the message says what to run."""
 

@@ -19,12 +19,19 @@ from .checks import (
 from .fairness import slice_report
 from .metrics import classification_metrics
 from .plots import write_plots
-from .report import HEADLINE, ChampionComparison, EvaluationReport, evaluation_dir
+from .report import (
+    HEADLINE,
+    ChampionComparison,
+    EvaluationReport,
+    evaluation_dir,
+    version_evaluation_dir,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     import pandas as pd
+    from mlflow import MlflowClient
     from sklearn.pipeline import Pipeline
 
     from ..config import Settings
@@ -180,7 +187,9 @@ def run_evaluation(
             f"is {data_version}: run `make train` again"
         )
     folder = evaluation_dir(settings)
-    report = _evaluate_run(settings, params, table, contract, training=training, folder=folder)
+    report = _evaluate_run(
+        client, settings, params, table, contract, training=training, folder=folder
+    )
     metrics = report.flat_metrics()
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     with mlflow.start_run(run_id=training.run_id):
@@ -238,9 +247,11 @@ def evaluate_version(settings: Settings, params: Params, version: str) -> Evalua
     )
     contract = load_contract(settings)
     table = load_feature_table(settings, contract, rows="labelled")
-    folder = evaluation_dir(settings) / "versions" / f"v{version}"
+    folder = version_evaluation_dir(settings, version)
     try:
-        report = _evaluate_run(settings, params, table, contract, training=training, folder=folder)
+        report = _evaluate_run(
+            client, settings, params, table, contract, training=training, folder=folder
+        )
     except MlflowException as error:
         raise EvaluationRefusedError(
             f"{name} v{version} (run {registered.run_id}): {error.message}; only runs logged by "
@@ -252,6 +263,7 @@ def evaluate_version(settings: Settings, params: Params, version: str) -> Evalua
 
 
 def _evaluate_run(
+    client: MlflowClient,
     settings: Settings,
     params: Params,
     table: pd.DataFrame,
@@ -261,9 +273,8 @@ def _evaluate_run(
     folder: Path,
 ) -> EvaluationReport:
     """Evaluate the model of `training` on its held-out rows; write the report into `folder`."""
-    from ..tracking import connect, load_sklearn_model, run_artifact_text
+    from ..tracking import load_sklearn_model, run_artifact_text
 
-    client = connect(settings)
     test_ids = json.loads(run_artifact_text(client, training.run_id, TEST_IDS_ARTIFACT))
     frame = held_out_rows(table, contract, list(test_ids[contract.id_column]))
     model = load_sklearn_model(training.model_uri)

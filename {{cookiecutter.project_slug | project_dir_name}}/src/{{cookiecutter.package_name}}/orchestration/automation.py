@@ -21,8 +21,6 @@ Schedules and sensors run while the Dagster daemon does (``make dagster`` starts
 keeps a cursor, so one report or one version starts one run, and a restart does not repeat it.
 """
 
-import json
-
 from dagster import (
     AssetSelection,
     DefaultScheduleStatus,
@@ -166,7 +164,7 @@ def evaluate_new_versions(
             for version in new
         ],
         dynamic_partitions_requests=[model_versions.build_add_request(new)],
-        cursor=json.dumps(max(versions)),
+        cursor=str(max(versions)),
     )
 
 

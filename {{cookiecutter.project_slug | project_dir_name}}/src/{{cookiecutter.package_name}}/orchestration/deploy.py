@@ -21,7 +21,7 @@ from dagster import (
 )
 
 from ..batch import run_scoring
-from ..evaluation.report import HEADLINE, evaluation_dir
+from ..evaluation.report import HEADLINE, version_evaluation_dir
 from ..evaluation.step import evaluate_version
 from ..monitoring.monitor import run_monitor
 from .resources import ProjectResource
@@ -77,7 +77,7 @@ def build_deploy_assets(feature_table: AssetKey, champion: AssetKey) -> list[Any
         settings = project.settings()
         version = context.partition_key
         report = evaluate_version(settings, project.params(), version)
-        folder = evaluation_dir(settings) / "versions" / f"v{version}"
+        folder = version_evaluation_dir(settings, version)
         return MaterializeResult(
             metadata={
                 HEADLINE: round(report.metrics[HEADLINE], 4),
