@@ -58,6 +58,11 @@ def test_steps_of_the_demo_generator_say_they_need_it() -> None:
         ("data:\n  source: files\n  seed: 1\n", r"data\.seed: Extra inputs are not permitted"),
         ("data:\n  source: warehouse\n", r"data: source must be 'demo' .* or 'files'"),
         ("train:\n  positive_class: [1]\n", r"train\.positive_class: Input should be"),
+        # A row-count range no table can meet is refused before Great Expectations sees it.
+        (
+            "validation:\n  min_rows: 10\n  max_rows: 5\n",
+            r"validation: .*min_rows \(10\) is above max_rows \(5\).*lower min_rows",
+        ),
     ],
 )
 def test_bad_params_name_the_key(tmp_path: Path, content: str, message: str) -> None:
