@@ -16,10 +16,11 @@ from cookiecutter.main import cookiecutter
 TEMPLATE_DIR = Path(__file__).resolve().parents[1]
 
 # Named option sets, not a blind cartesian product: the defaults, each non-default answer on its
-# own, and the smallest project. Each is rendered by the fast tier; the slow tier installs two.
+# own, and the smallest project. Each is rendered by the fast tier; the slow tier installs two
+# (the defaults, with GitHub Actions; Python 3.12 with GitLab CI), and runs their CI/CD.
 COMBINATIONS: dict[str, dict[str, str]] = {
     "defaults": {},
-    "python312": {"python_version": "3.12"},
+    "python312": {"python_version": "3.12", "ci_provider": "gitlab"},
     "gitlab": {"ci_provider": "gitlab"},
     "apache": {"license": "Apache-2.0"},
     "bsd": {"license": "BSD-3-Clause"},

@@ -24,10 +24,13 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
 from .conftest import COMBINATIONS, BakedProject, bake_into, project_env
+from .images import Podman, build_args, image_store
+from .workflows import PipelineRun, RunResult, github_pipeline, gitlab_pipeline
 
 pytestmark = pytest.mark.slow
 
@@ -35,8 +38,14 @@ pytestmark = pytest.mark.slow
 COVERED_ELSEWHERE = {
     "help": "run by test_help_lists_every_target",
     "setup": "run by the installed fixture",
-    "lint": "run by test_lint",
-    "test": "run by test_the_projects_own_tests_pass",
+    "lint": "a step of the ci pipeline: run by test_the_ci_pipeline_runs_green",
+    "test": "a step of the ci pipeline: run by test_the_ci_pipeline_runs_green",
+    "gate-report": "a step of the ci and train pipelines, run by their tests",
+    "image": "a step of the ci and deploy pipelines, run by their tests",
+    "image-push": "a step of the deploy pipeline: run by test_the_deploy_pipeline_...",
+    "deploy": "a step of the deploy pipeline: run by test_the_deploy_pipeline_...",
+    "deploy-rollback": "a step of the deploy pipeline: run by test_the_deploy_pipeline_...",
+    "smoke-test": "a step of the deploy pipeline: run by test_the_deploy_pipeline_...",
     "format": "run by test_format_leaves_no_diff",
     "serve": "a server that runs until stopped: run by test_serve_answers_until_stopped",
     "drift-demo": "run by test_drift_triggers_the_monitor_and_retrain_folds_the_labels",
@@ -70,6 +79,14 @@ def installed(
     # Stage everything (uv.lock included) so a later `git diff` shows what a target changed.
     project.run("git", "add", "--all")
     return project
+
+
+@pytest.fixture(scope="class")
+def podman(installed: BakedProject, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Podman]:
+    """A podman store with stand-ins for the Dockerfile's base images (the project's Python)."""
+    version = (installed.path / ".python-version").read_text(encoding="utf-8").strip()
+    with image_store(tmp_path_factory.mktemp("podman"), version) as store:
+        yield store
 
 
 def cli(project: BakedProject) -> tuple[str, ...]:
@@ -127,16 +144,15 @@ class Server:
 
 
 @contextlib.contextmanager
-def running(
-    project: BakedProject, command: list[str], env: dict[str, str], folder: Path
+def process_group(
+    command: list[str], env: dict[str, str], log: Path, cwd: Path | None = None
 ) -> Iterator[Server]:
-    """`command` in its own process group (make, uv, the server), stopped on leaving."""
-    log = folder / "server.log"
+    """`command` in its own process group (make, uv, the server), stopped whole on leaving."""
     with log.open("w", encoding="utf-8") as output:
         process = subprocess.Popen(
             command,
-            cwd=project.path,
-            env={**project_env(), **project.env, **env},
+            cwd=cwd,
+            env=env,
             stdout=output,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -151,6 +167,16 @@ def running(
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+@contextlib.contextmanager
+def running(
+    project: BakedProject, command: list[str], env: dict[str, str], folder: Path
+) -> Iterator[Server]:
+    """A project's `command` with its environment and `env`, logged to `folder`/server.log."""
+    environment = {**project_env(), **project.env, **env}
+    with process_group(command, environment, folder / "server.log", project.path) as server:
+        yield server
 
 
 def free_port() -> int:
@@ -178,14 +204,24 @@ class InstalledProjectChecks:
         for target in make_targets(installed):
             assert re.search(rf"^\s+(\x1b\[\d+m)?{re.escape(target)}\b", listed, flags=re.MULTILINE)
 
-    def test_lint(self, installed: BakedProject) -> None:
-        installed.run("make", "lint")
-
-    def test_the_projects_own_tests_pass(self, installed: BakedProject) -> None:
-        result = installed.run("make", "test")
-        assert re.search(r"\d+ passed", result.stdout)
-        assert " failed" not in result.stdout
-        assert unexpected_skips(result.stdout) == []
+    def test_the_ci_pipeline_runs_green(
+        self, installed: BakedProject, podman: Podman, tmp_path: Path
+    ) -> None:
+        """The generated `ci` pipeline's steps, in order: setup, lint and types, the project's
+        own tests, the data run and training smoke run, the gate's verdict, the image."""
+        pipelines = Pipelines(installed, podman, tmp_path)
+        result = pipelines.run("ci")
+        assert set(result.jobs.values()) == {"success"}, result.failures()
+        tests = result.output_of(pipelines.ci_job, "make test")
+        assert re.search(r"\d+ passed", tests)
+        assert " failed" not in tests
+        assert unexpected_skips(tests) == []
+        assert "Gate: passed" in result.output_of(pipelines.ci_job, "gate-report")
+        if pipelines.provider == "github":
+            summary = (tmp_path / "logs/checks-github_step_summary").read_text(encoding="utf-8")
+            assert "| post-train test | verdict | detail |" in summary
+        pipelines.ran.update(result.jobs)
+        print(timings(result))  # noqa: T201 (shown with -s: the figures of docs/benchmarks.md)
 
     def test_format_leaves_no_diff(self, installed: BakedProject) -> None:
         installed.run("make", "format")
@@ -257,6 +293,41 @@ class InstalledProjectChecks:
         assert refused.returncode != 0
         assert "not promoted" in refused.stderr, refused.stderr
         assert self.champion(installed) == retrained
+
+    def test_the_train_deploy_and_monitor_pipelines_run_green(
+        self, installed: BakedProject, podman: Podman, tmp_path: Path
+    ) -> None:
+        """Train to an approved champion; deploy through staging, canary and rollout; a canary
+        that serves the wrong share is rolled back; a monitoring alarm starts training."""
+        pipelines = Pipelines(installed, podman, tmp_path)
+        trained = pipelines.run("train")
+        assert set(trained.jobs.values()) == {"success"}, trained.failures()
+        assert "Gate: passed" in trained.output_of("train", "gate-report")
+
+        deployed = pipelines.run("deploy")
+        assert deployed.jobs.pop("rollback") == "skipped"
+        assert set(deployed.jobs.values()) == {"success"}, deployed.failures()
+        calls = pipelines.remote_calls()
+        assert [line.rsplit(" ", 1)[-1] for line in calls if line.startswith("deploy ")] == [
+            "0",
+            "0.1",
+            "0",
+        ]
+        assert any(line.startswith("docker push localhost/ci-tests/") for line in calls)
+
+        # A deployment that serves another canary share than it was given: the canary's smoke
+        # test fails, the rollout does not happen, and production is rolled back.
+        broken = pipelines.run("deploy", skip_build=True, FAKE_BREAK_IN="production")
+        assert broken.jobs["canary"] == "failure", broken.failures()
+        assert broken.jobs["rollout"] == "skipped"
+        assert broken.jobs["rollback"] == "success", broken.failures()
+        assert "canary_fraction is 0.5, 0.1 was deployed" in broken.failures()
+
+        installed.run("make", "drift-demo", "SCENARIO=sudden")
+        monitored = pipelines.run("monitor")
+        assert set(monitored.jobs.values()) == {"success"}, monitored.failures()
+        assert any(pipelines.retrain_call in line for line in pipelines.remote_calls())
+        pipelines.stop_service()
 
     def test_serve_answers_until_stopped(self, installed: BakedProject, tmp_path: Path) -> None:
         """`make serve` on the champion: ready within 90 s, healthy, and stopped by SIGTERM."""
@@ -362,6 +433,138 @@ class TestPython312(InstalledProjectChecks):
         raw = "data/raw/accounts.csv"
         assert (clone.path / raw).read_bytes() == (installed.path / raw).read_bytes()
         clone.run("make", "all")
+
+
+FAKES = Path(__file__).parent / "fakes"
+
+
+class Pipelines:
+    """The generated CI/CD of an installed project, run here with fakes for its remotes.
+
+    The registry push, the platform's deploy and rollback (a service started from the project)
+    and the GitHub and GitLab APIs are the fakes in ``tests/fakes``; they record their calls.
+    The image is built for real with podman on the local base images (``tests/images.py``).
+    """
+
+    # Per pipeline, the GitLab jobs it runs (its `rules` pick them by PIPELINE and the event).
+    GITHUB_WORKFLOWS = ("ci", "train", "deploy", "monitor")
+    GITLAB_JOBS: ClassVar[dict[str, list[str]]] = {
+        "ci": ["check", "build-image"],
+        "train": ["train", "promote"],
+        "deploy": ["push-image", "staging", "canary", "rollout", "rollback"],
+        "monitor": ["monitor"],
+    }
+
+    def __init__(self, project: BakedProject, podman: Podman, folder: Path) -> None:
+        self.project = project
+        self.provider = "gitlab" if project.has_file(".gitlab-ci.yml") else "github"
+        self.ci_job = "check" if self.provider == "gitlab" else "checks"
+        self.record = folder / "remote-calls.log"
+        self.record.touch()
+        self.state = folder / "deployed"
+        self.logs = folder / "logs"
+        port = free_port()
+        package = next((project.path / "src").iterdir()).name
+        service = {
+            "DEPLOY_COMMAND": "fake-deploy",
+            "ROLLBACK_COMMAND": "fake-deploy rollback",
+            "SERVICE_URL": f"http://127.0.0.1:{port}",
+        }
+        self.env = {
+            **project_env(),
+            **project.env,
+            "PATH": f"{FAKES}{os.pathsep}{project_env()['PATH']}",
+            "FAKE_RECORD": str(self.record),
+            "FAKE_STATE": str(self.state),
+            "FAKE_PORT": str(port),
+            "FAKE_PACKAGE": package,
+            # The stand-in for `docker` builds with podman in this store, on the local bases.
+            "FAKE_PODMAN": shlex.join(podman.command),
+            "FAKE_BUILD_ARGS": shlex.join(build_args()),
+        }
+        sha = "0" * 40
+        self.contexts = {
+            "vars": {
+                "DATA_REMOTE": project.env["DATA_REMOTE"],
+                "IMAGE_REGISTRY": "localhost/ci-tests",
+                **service,
+            },
+            # MLFLOW_TRACKING_URI is not given: the jobs share the project's own registry.
+            "secrets": {"API_KEY": "ci-tests-key"},
+            "github": {
+                "sha": sha,
+                "ref": "refs/heads/main",
+                "ref_name": "main",
+                "workflow": "tests",
+                "repository": f"acme/{project.path.name}",
+                "repository_owner": "acme",
+                "actor": "ci-tests",
+                "token": "fake-token",
+            },
+            "gitlab": {
+                "CI_PROJECT_DIR": str(project.path),
+                "CI_COMMIT_SHA": sha,
+                "CI_COMMIT_BRANCH": "main",
+                "CI_COMMIT_REF_NAME": "main",
+                "CI_DEFAULT_BRANCH": "main",
+                "CI_REGISTRY": "localhost",
+                "CI_REGISTRY_IMAGE": "localhost/ci-tests",
+                "CI_REGISTRY_USER": "ci-tests",
+                "CI_REGISTRY_PASSWORD": "fake-token",
+                "CI_JOB_TOKEN": "fake-token",
+                "CI_API_V4_URL": "http://gitlab.invalid/api/v4",
+                "CI_PROJECT_ID": "1",
+                "API_KEY": "ci-tests-key",
+                **service,
+            },
+        }
+        # The PostgreSQL service container of the ci job is this machine's server.
+        self.overrides = {"POSTGRES_HOST": "127.0.0.1"}
+        self.retrain_call = (
+            "variables[PIPELINE]=train"
+            if self.provider == "gitlab"
+            else "gh workflow run train.yml"
+        )
+        self.ran: dict[str, str] = {}
+
+    def run(self, name: str, *, skip_build: bool = False, **fakes: str) -> RunResult:
+        """Run pipeline `name` (ci, train, deploy, monitor); `fakes` add to the runner's env."""
+        runner = PipelineRun(
+            self.project.path,
+            {**self.env, **fakes},
+            self.contexts,
+            self.logs / name,
+            overrides=self.overrides,
+        )
+        if self.provider == "gitlab":
+            jobs = self.GITLAB_JOBS[name]
+            if skip_build:
+                jobs = [job for job in jobs if job != "push-image"]
+            return runner.gitlab(gitlab_pipeline(self.project.path / ".gitlab-ci.yml"), jobs)
+        workflow = github_pipeline(self.project.path / f".github/workflows/{name}.yml")
+        only = [job for job in workflow.jobs if not (skip_build and job == "image")]
+        return runner.github(workflow, only)
+
+    def remote_calls(self) -> list[str]:
+        """What the fakes were asked to do, in order."""
+        return self.record.read_text(encoding="utf-8").splitlines()
+
+    def stop_service(self) -> None:
+        """Stop the service the fake deploy started."""
+        pid = self.state / "pid"
+        if pid.is_file():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(int(pid.read_text(encoding="utf-8")), signal.SIGKILL)
+
+
+def timings(result: RunResult) -> str:
+    """Each step's wall time, as a Markdown table."""
+    rows = [
+        f"| {s.job} | `{s.name.splitlines()[0]}` | {s.seconds:.1f} |"
+        for s in result.steps
+        if s.seconds
+    ]
+    return "\n".join(["| job | step | seconds |", "| --- | --- | ---: |", *rows])
 
 
 def commit(project: BakedProject, message: str) -> None:

@@ -13,6 +13,8 @@ import pytest
 import yaml
 
 from .conftest import COMBINATIONS, TEMPLATE_DIR, BakedProject, bake_into
+from .test_generated import Pipelines
+from .workflows import Pipeline, github_pipeline, gitlab_pipeline, make_targets
 
 # The exact file set of a rendered project, `{pkg}` standing for the package name. A file the
 # template adds or drops must be listed here: nothing appears in a project by accident.
@@ -85,10 +87,12 @@ BASE_FILES = {
     "src/{pkg}/evaluation/plots.py",
     "src/{pkg}/evaluation/report.py",
     "src/{pkg}/evaluation/step.py",
+    "src/{pkg}/evaluation/summary.py",
     "src/{pkg}/gate.py",
     "src/{pkg}/pipeline.py",
     "src/{pkg}/provenance.py",
     "src/{pkg}/registry.py",
+    "src/{pkg}/smoke.py",
     "src/{pkg}/tracking.py",
     "src/{pkg}/training.py",
     "tests/model/conftest.py",
@@ -125,6 +129,7 @@ BASE_FILES = {
     "tests/serving/test_batch.py",
     "tests/serving/test_fastpath.py",
     "tests/serving/test_rollout.py",
+    "tests/serving/test_smoke.py",
     "tests/serving/test_serving_env.py",
     "tests/serving/test_uvicorn.py",
     # monitoring
@@ -161,7 +166,12 @@ BASE_FILES = {
     "benchmarks/bench_serving.py",
     "docs/architecture.md",
 }
-CI_FILES = {"github": {".github/workflows/ci.yml"}, "gitlab": {".gitlab-ci.yml"}, "none": set()}
+WORKFLOWS = ("ci", "train", "deploy", "monitor")
+CI_FILES = {
+    "github": {f".github/workflows/{name}.yml" for name in WORKFLOWS},
+    "gitlab": {".gitlab-ci.yml"},
+    "none": set(),
+}
 
 DEFAULTS = json.loads((TEMPLATE_DIR / "cookiecutter.json").read_text(encoding="utf-8"))
 
@@ -316,10 +326,21 @@ def test_ci_files_match_their_schemas(baked: BakedProject) -> None:
         assert not (baked.path / ".github").exists()
         assert not (baked.path / ".gitlab-ci.yml").exists()
         return
-    schema, files = {
-        "github": ("vendor.github-workflows", sorted((baked.path / ".github").rglob("*.yml"))),
-        "gitlab": ("vendor.gitlab-ci", [baked.path / ".gitlab-ci.yml"]),
-    }[provider]
+    if provider == "github":
+        assert_valid_github_workflows(sorted((baked.path / ".github").rglob("*.yml")))
+    else:
+        assert_valid("vendor.gitlab-ci", [baked.path / ".gitlab-ci.yml"])
+
+
+def test_the_templates_own_ci_runs_the_ci_entry_point() -> None:
+    workflow = TEMPLATE_DIR / ".github/workflows/ci.yml"
+    assert_valid_github_workflows([workflow])
+    runs = [step.run for job in github_pipeline(workflow).jobs.values() for step in job.steps]
+    assert "bash .ci/run" in runs
+
+
+def assert_valid(schema: str, files: list[Path]) -> None:
+    """`files` pass check-jsonschema's built-in `schema`."""
     result = subprocess.run(
         [sys.executable, "-m", "check_jsonschema", "--builtin-schema", schema, *map(str, files)],
         capture_output=True,
@@ -327,15 +348,55 @@ def test_ci_files_match_their_schemas(baked: BakedProject) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    if provider == "github":
-        zizmor = str(Path(sys.executable).parent / "zizmor")  # a binary in the environment
-        audit = subprocess.run(
-            [zizmor, "--offline", "--min-severity", "medium", *map(str, files)],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        assert audit.returncode == 0, audit.stdout + audit.stderr
+
+
+def assert_valid_github_workflows(files: list[Path]) -> None:
+    """GitHub's workflow schema, then zizmor's offline audit with no finding of medium or more."""
+    assert_valid("vendor.github-workflows", files)
+    zizmor = str(Path(sys.executable).parent / "zizmor")  # a binary in the environment
+    audit = subprocess.run(
+        [zizmor, "--offline", "--min-severity", "medium", *map(str, files)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert audit.returncode == 0, audit.stdout + audit.stderr
+
+
+def ci_pipelines(baked: BakedProject) -> dict[str, Pipeline]:
+    """The project's CI/CD pipelines by name: a GitHub workflow each, or the GitLab file."""
+    if baked.has_file(".gitlab-ci.yml"):
+        return {"gitlab": gitlab_pipeline(baked.path / ".gitlab-ci.yml")}
+    workflows = sorted((baked.path / ".github/workflows").glob("*.yml"))
+    return {path.stem: github_pipeline(path) for path in workflows}
+
+
+def test_every_make_target_the_ci_runs_exists(baked: BakedProject) -> None:
+    makefile = (baked.path / "Makefile").read_text(encoding="utf-8")
+    defined = set(re.findall(r"^([a-zA-Z][\w-]*):", makefile, flags=re.MULTILINE))
+    called = {
+        target
+        for pipeline in ci_pipelines(baked).values()
+        for job in pipeline.jobs.values()
+        for step in job.steps
+        for target in make_targets(step.run or "")
+    }
+    if answer(baked.answers, "ci_provider") == "none":
+        assert not called
+        return
+    assert {"setup", "lint", "test", "evaluate", "gate-report", "image", "deploy"} <= called
+    assert called <= defined, f"targets the CI calls but the Makefile lacks: {called - defined}"
+
+
+def test_the_slow_tier_runs_every_ci_job(baked: BakedProject) -> None:
+    """The pipeline tests of the slow tier (test_generated.py) leave no job unrun."""
+    pipelines = ci_pipelines(baked)
+    if "gitlab" in pipelines:
+        run = {job for jobs in Pipelines.GITLAB_JOBS.values() for job in jobs}
+        assert run == set(pipelines["gitlab"].jobs)
+    elif answer(baked.answers, "ci_provider") == "github":
+        # Each workflow runs whole; the deploy workflow's rollback in the broken deployment.
+        assert set(pipelines) == set(Pipelines.GITHUB_WORKFLOWS)
 
 
 def test_the_dockerfile_passes_hadolint(baked: BakedProject) -> None:

@@ -245,6 +245,60 @@ def rollback() -> None:
     typer.echo(f"{settings.model_name} v{roll_back(settings)} is the champion again")
 
 
+@app.command("gate-report")
+@step
+def gate_report(
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            envvar="GITHUB_STEP_SUMMARY",
+            help="Also append the Markdown to this file (in GitHub Actions: the job summary).",
+        ),
+    ] = None,
+) -> None:
+    """Print the latest evaluation and the gate's verdict as Markdown; exit 1 if it refuses."""
+    from .evaluation.summary import GateRefusedError
+    from .evaluation.summary import gate_report as summarize
+
+    settings = get_settings()
+    report = summarize(settings, load_params(settings.params_file))
+    typer.echo(report.markdown, nl=False)
+    if output is not None:
+        with output.open("a", encoding="utf-8") as summary:
+            summary.write(report.markdown)
+    if not report.passed:
+        reasons = "\n".join(f"  - {reason}" for reason in report.reasons)
+        raise GateRefusedError(f"the gate refuses the evaluated model:\n{reasons}")
+
+
+@app.command("smoke-test")
+@step
+def smoke_test(
+    url: Annotated[str, typer.Argument(help="The deployed service, e.g. https://staging.example")],
+    canary_fraction: Annotated[
+        float | None,
+        typer.Option(help="Also check that this share of requests goes to the challenger."),
+    ] = None,
+    wait: Annotated[float, typer.Option(help="Seconds to wait for /ready.")] = 120.0,
+) -> None:
+    """Check a deployed service: ready, this commit's contract, a prediction, a 4xx refusal."""
+    from .contract import load_contract
+    from .smoke import smoke_test as check_service
+
+    settings = get_settings()
+    checks = check_service(
+        url,
+        load_contract(settings),
+        api_key=settings.api_key.get_secret_value(),
+        canary_fraction=canary_fraction,
+        wait_seconds=wait,
+    )
+    for check in checks:
+        typer.echo(f"  pass  {check.name}: {check.detail}")
+    typer.echo(f"{url}: all {len(checks)} smoke checks passed")
+
+
 @app.command()
 @step
 def lineage(

@@ -195,6 +195,24 @@ class FeatureContract(BaseModel):
         """Attributes kept for fairness slices only; never model inputs."""
         return [column.name for column in self._by_role("sensitive")]
 
+    def example_record(self) -> dict[str, object]:
+        """A valid request record: each feature's first accepted value, or 3 (1.5) within bounds.
+
+        What a smoke test sends to a deployed service, and what the serving tests start from.
+        """
+        record: dict[str, object] = {}
+        for column in (self.column(name) for name in self.feature_columns):
+            if not column.is_numeric:
+                record[column.name] = (column.accepted_values or ("a",))[0]
+                continue
+            value: float = 3 if column.is_integer else 1.5
+            if column.minimum is not None:
+                value = max(value, column.minimum)
+            if column.maximum is not None:
+                value = min(value, column.maximum)
+            record[column.name] = value
+        return record
+
     def column(self, name: str) -> ContractColumn:
         """The column called `name`.
 

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from .evaluation.report import EvaluationReport
+    from .params import GateParams
 
 TAG_PASSED = "evaluation.passed"
 TAG_FAILED = "evaluation.failed"
@@ -103,6 +104,22 @@ def promotion_reasons(
                     f"beyond the tolerance {tolerance:.3f}"
                 )
     return reasons
+
+
+def evaluation_reasons(
+    report: EvaluationReport, champion: str | None, gate: GateParams
+) -> list[str]:
+    """Why the gate would refuse the model `report` judged, against `champion` (empty: it passes).
+
+    The same rules :func:`promotion_reasons` applies to a registered challenger, applied before
+    registration: what CI shows as the gate's verdict for a training run.
+    """
+    return promotion_reasons(
+        version_tags({}, report),
+        champion,
+        gate.tolerance,
+        block_not_assessed=gate.block_not_assessed,
+    )
 
 
 def not_assessed_checks(tags: Mapping[str, str]) -> list[str]:

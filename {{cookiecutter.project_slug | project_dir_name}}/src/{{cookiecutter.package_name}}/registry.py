@@ -351,6 +351,12 @@ def registered_versions(settings: Settings) -> list[int]:
     return sorted(int(version.version) for version in found)
 
 
+def version_of_run(settings: Settings, run_id: str) -> str | None:
+    """The registered version that holds training run `run_id`, or None when it has none."""
+    found = _version_of_run(_reader(settings), settings.model_name, run_id)
+    return None if found is None else str(found.version)
+
+
 def _reader(settings: Settings) -> MlflowClient:
     """A client for the steps that only read the registry (it must exist already)."""
     try:

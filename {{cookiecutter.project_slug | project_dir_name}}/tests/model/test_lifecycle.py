@@ -89,7 +89,16 @@ def test_a_first_passing_model_becomes_champion_with_its_lineage(
 ) -> None:
     first = candidate(settings, params, table, contract)
     assert first["report"].passed, first["report"].failed
+    # What CI's job summary shows (`make gate-report` appends to $GITHUB_STEP_SUMMARY).
+    summary = project / "job-summary.md"
+    verdict = runner.invoke(app, ["gate-report"], env={"GITHUB_STEP_SUMMARY": str(summary)})
+    assert verdict.exit_code == 0, verdict.output
+    assert "**Gate: passed.** Registered, this model may become champion." in verdict.stdout
+    assert "| precision (headline) |" in verdict.stdout
+    assert summary.read_text(encoding="utf-8") == verdict.stdout
     assert promote(settings, params) == first["version"] == "1"
+    again = runner.invoke(app, ["gate-report"], env={"GITHUB_STEP_SUMMARY": ""})
+    assert "This model is champion v1 already." in again.stdout
 
     mlflow = client(settings)
     assert alias_version(settings, CHAMPION) == "1"
@@ -156,6 +165,14 @@ def test_a_bad_model_never_becomes_champion_and_the_reasons_are_listed(
     assert result.exit_code == 1
     assert "not promoted" in result.stderr
     assert "threshold.precision" in result.stderr
+
+    # CI shows the same verdict before anyone is asked to approve, and fails the job.
+    verdict = runner.invoke(app, ["gate-report"], env={"GITHUB_STEP_SUMMARY": ""})
+    assert verdict.exit_code == 1
+    assert "| threshold.precision | **FAIL** |" in verdict.stdout
+    assert "**Gate: refused.**" in verdict.stdout
+    assert "the gate refuses the evaluated model" in verdict.stderr
+    assert "post-train tests failed" in verdict.stderr
 
 
 def test_an_equal_challenger_is_promoted_and_rollback_restores_the_previous_champion(

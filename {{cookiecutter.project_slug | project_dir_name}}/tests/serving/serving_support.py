@@ -189,21 +189,8 @@ def preloaded_state(
 
 
 def a_record(contract: FeatureContract, **changes: object) -> dict[str, object]:
-    """A valid request record for `contract`: the first accepted value; 3 or 1.5 within bounds."""
-    record: dict[str, object] = {}
-    for name in contract.feature_columns:
-        column = contract.column(name)
-        if column.is_numeric:
-            value: float = 3 if column.is_integer else 1.5
-            if column.minimum is not None:
-                value = max(value, column.minimum)
-            if column.maximum is not None:
-                value = min(value, column.maximum)
-            record[name] = value
-        else:
-            record[name] = (column.accepted_values or ("a",))[0]
-    record.update(changes)
-    return record
+    """A valid request record for `contract` (its example record), with `changes` applied."""
+    return {**contract.example_record(), **changes}
 
 
 def bounded_features(contract: FeatureContract) -> list[tuple[str, float, str]]:
