@@ -45,3 +45,7 @@ lint: install ## Lint the template's own code
 .PHONY: bench
 bench: install ## Measure render, install and generated-test times into docs/benchmarks.md
 	$(RUN) python bench/bench_template.py
+
+.PHONY: bench-ci
+bench-ci: install ## Time the generated `ci` pipeline's steps into docs/benchmarks.md (podman needed)
+	$(RUN) python bench/bench_ci.py

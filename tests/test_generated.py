@@ -446,13 +446,25 @@ class Pipelines:
     The image is built for real with podman on the local base images (``tests/images.py``).
     """
 
-    # Per pipeline, the GitLab jobs it runs (its `rules` pick them by PIPELINE and the event).
     GITHUB_WORKFLOWS = ("ci", "train", "deploy", "monitor")
-    GITLAB_JOBS: ClassVar[dict[str, list[str]]] = {
-        "ci": ["check", "build-image"],
-        "train": ["train", "promote"],
-        "deploy": ["push-image", "staging", "canary", "rollout", "rollback"],
-        "monitor": ["monitor"],
+    # Per GitLab pipeline: the event's variables, and the jobs its rules must select.
+    GITLAB_EVENTS: ClassVar[dict[str, tuple[dict[str, str], list[str]]]] = {
+        "ci": (
+            {"CI_PIPELINE_SOURCE": "push", "CI_COMMIT_BRANCH": "main"},
+            ["check", "build-image"],
+        ),
+        "train": (
+            {"CI_PIPELINE_SOURCE": "schedule", "PIPELINE": "train"},
+            ["train", "promote"],
+        ),
+        "deploy": (
+            {"CI_PIPELINE_SOURCE": "push", "CI_COMMIT_TAG": "v1.0.0"},
+            ["push-image", "staging", "canary", "rollout", "rollback"],
+        ),
+        "monitor": (
+            {"CI_PIPELINE_SOURCE": "schedule", "PIPELINE": "monitor"},
+            ["monitor"],
+        ),
     }
 
     def __init__(self, project: BakedProject, podman: Podman, folder: Path) -> None:
@@ -537,10 +549,14 @@ class Pipelines:
             overrides=self.overrides,
         )
         if self.provider == "gitlab":
-            jobs = self.GITLAB_JOBS[name]
+            pipeline = gitlab_pipeline(self.project.path / ".gitlab-ci.yml")
+            event, expected = self.GITLAB_EVENTS[name]
+            runner.contexts["gitlab"] = {**runner.contexts["gitlab"], **event}
+            selected = pipeline.selected(runner.contexts["gitlab"], changed=set())
+            assert list(selected) == expected, f"the {name} pipeline's rules select {selected}"
             if skip_build:
-                jobs = [job for job in jobs if job != "push-image"]
-            return runner.gitlab(gitlab_pipeline(self.project.path / ".gitlab-ci.yml"), jobs)
+                del selected["push-image"]
+            return runner.gitlab(pipeline, selected)
         workflow = github_pipeline(self.project.path / f".github/workflows/{name}.yml")
         only = [job for job in workflow.jobs if not (skip_build and job == "image")]
         return runner.github(workflow, only)

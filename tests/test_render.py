@@ -392,11 +392,37 @@ def test_the_slow_tier_runs_every_ci_job(baked: BakedProject) -> None:
     """The pipeline tests of the slow tier (test_generated.py) leave no job unrun."""
     pipelines = ci_pipelines(baked)
     if "gitlab" in pipelines:
-        run = {job for jobs in Pipelines.GITLAB_JOBS.values() for job in jobs}
+        run = {job for _, jobs in Pipelines.GITLAB_EVENTS.values() for job in jobs}
         assert run == set(pipelines["gitlab"].jobs)
     elif answer(baked.answers, "ci_provider") == "github":
         # Each workflow runs whole; the deploy workflow's rollback in the broken deployment.
         assert set(pipelines) == set(Pipelines.GITHUB_WORKFLOWS)
+
+
+@pytest.mark.parametrize(
+    ("event", "changed", "jobs"),
+    [
+        # A merge request: the checks, no training.
+        ({"CI_PIPELINE_SOURCE": "merge_request_event"}, set(), {"check", "build-image"}),
+        # The default branch, with new data: the checks, then training and its manual approval.
+        (
+            {"CI_PIPELINE_SOURCE": "push", "CI_COMMIT_BRANCH": "main"},
+            {"data/raw/accounts.csv.dvc"},
+            {"check", "build-image", "train", "promote"},
+        ),
+        # Another branch: no pipeline at all.
+        ({"CI_PIPELINE_SOURCE": "push", "CI_COMMIT_BRANCH": "feature"}, set(), set()),
+        # A manual run asking for monitoring only.
+        ({"CI_PIPELINE_SOURCE": "web", "PIPELINE": "monitor"}, set(), {"monitor"}),
+    ],
+)
+def test_the_gitlab_rules_pick_the_jobs_of_each_event(
+    event: dict[str, str], changed: set[str], jobs: set[str], bake
+) -> None:
+    pipeline = gitlab_pipeline(bake(ci_provider="gitlab").path / ".gitlab-ci.yml")
+    selected = pipeline.selected({"CI_DEFAULT_BRANCH": "main", **event}, changed)
+    assert set(selected) == jobs
+    assert selected.get("promote", "manual") == "manual"
 
 
 def test_the_dockerfile_passes_hadolint(baked: BakedProject) -> None:

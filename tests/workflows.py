@@ -15,6 +15,7 @@ its interpreter already are; upload-artifact checks that what it would upload ex
 
 from __future__ import annotations
 
+import fnmatch
 import re
 import shlex
 import subprocess
@@ -58,7 +59,7 @@ class Job:
     outputs: dict[str, str] = field(default_factory=dict)
     artifacts: list[str] = field(default_factory=list)
     stage: str = ""
-    when: str = "on_success"  # GitLab's `when` (manual jobs run here: the approval is given)
+    rules: list[dict[str, Any]] = field(default_factory=list)  # GitLab's `rules:`
 
 
 @dataclass
@@ -67,6 +68,20 @@ class Pipeline:
 
     env: dict[str, str]
     jobs: dict[str, Job]
+    rules: list[dict[str, Any]] = field(default_factory=list)  # GitLab's `workflow: rules:`
+
+    def selected(self, variables: Mapping[str, str], changed: set[str]) -> dict[str, str]:
+        """GitLab: the jobs a pipeline with `variables` runs, each with its `when` (the first
+        matching rule's); none when the `workflow:` rules create no pipeline."""
+        scope = {**self.env, **variables}
+        if self.rules and _first_rule(self.rules, scope, changed) is None:
+            return {}
+        chosen = {}
+        for job in self.jobs.values():
+            rule = _first_rule(job.rules, {**scope, **job.env}, changed)
+            if rule is not None and rule.get("when", "on_success") != "never":
+                chosen[job.name] = rule.get("when", "on_success")
+        return chosen
 
 
 def make_targets(command: str) -> list[str]:
@@ -131,7 +146,6 @@ def gitlab_pipeline(path: Path) -> Pipeline:
         spec = resolved(raw)
         lines = [*spec.get("before_script", []), *spec["script"]]
         script = "\n".join(line for line in lines if not line.startswith(PROVISIONING))
-        whens = {rule.get("when", "on_success") for rule in spec.get("rules", [])}
         jobs[name] = Job(
             name=name,
             steps=[Step(name=name, run=script)],
@@ -139,11 +153,12 @@ def gitlab_pipeline(path: Path) -> Pipeline:
             needs=list(spec.get("needs", [])),
             artifacts=list(spec.get("artifacts", {}).get("paths", [])),
             stage=spec.get("stage", "test"),
-            when=whens.pop() if len(whens) == 1 else "on_success",
+            rules=list(spec.get("rules", [{}])),
         )
     order = {stage: index for index, stage in enumerate(stages)}
     ordered = dict(sorted(jobs.items(), key=lambda item: order.get(item[1].stage, len(order))))
-    return Pipeline({k: str(v) for k, v in document.get("variables", {}).items()}, ordered)
+    variables = {key: str(value) for key, value in document.get("variables", {}).items()}
+    return Pipeline(variables, ordered, document.get("workflow", {}).get("rules", []))
 
 
 @dataclass
@@ -326,14 +341,15 @@ class PipelineRun:
             result.outputs[job.name] = outputs
         return result
 
-    def gitlab(self, pipeline: Pipeline, only: list[str]) -> RunResult:
-        """Run the pipeline's jobs named in `only`, in stage order, honouring `when`."""
+    def gitlab(self, pipeline: Pipeline, selected: Mapping[str, str]) -> RunResult:
+        """Run the `selected` jobs (name: `when`) in stage order; a manual job runs (its
+        approval is given), an `on_failure` one only after a failure it waits for."""
         result = RunResult()
-        for job in self._ordered(pipeline.jobs, only):
+        for job in self._ordered(pipeline.jobs, list(selected)):
             # `needs` limits what a job waits for; without it, every job before it.
             upstream = job.needs or list(result.jobs)
             failed = any(result.jobs.get(name) == "failure" for name in upstream)
-            if (job.when == "on_failure") != failed:
+            if (selected[job.name] == "on_failure") != failed:
                 result.jobs[job.name] = "skipped"
                 continue
             env = {**self.base_env, "CI": "true", "GITLAB_CI": "true", **self.contexts["gitlab"]}
@@ -462,6 +478,72 @@ class PipelineRun:
             result.steps.append(StepResult(job.name, "artifacts", "failure", 0.0, str(missing)))
             return "failure"
         return "success"
+
+
+# Operators, parentheses, "strings", /regular expressions/, $VARIABLES and null.
+GITLAB_TOKEN = re.compile(
+    r"""\s*(\|\||&&|==|!=|=~|!~|\(|\)|"[^"]*"|/(?:[^/\\]|\\.)*/|\$\w+|null)"""
+)
+
+
+def _first_rule(
+    rules: list[dict[str, Any]], variables: Mapping[str, str], changed: set[str]
+) -> dict[str, Any] | None:
+    """The first of `rules` whose `if:` holds and whose `changes:` match (None: no rule does)."""
+    for rule in rules:
+        if "if" in rule and not _gitlab_condition(rule["if"], variables):
+            continue
+        patterns = rule.get("changes", [])
+        if patterns and not any(fnmatch.fnmatch(f, p) for f in changed for p in patterns):
+            continue
+        return rule
+    return None
+
+
+def _gitlab_condition(expression: str, variables: Mapping[str, str]) -> bool:
+    """A GitLab `rules: if:` expression: variables, strings, null, comparisons, regex matches,
+    `&&`, `||` and parentheses (what the generated pipelines use)."""
+    tokens = [token for token in GITLAB_TOKEN.findall(expression) if token]
+    if "".join(tokens) != re.sub(r"\s+", "", expression):
+        raise ValueError(f"unsupported rule: {expression}")
+
+    def value(position: int) -> tuple[object, int]:
+        token = tokens[position]
+        if token == "(":  # noqa: S105 (a parenthesis, not a password)
+            found, position = either(position + 1)
+            return found, position + 1
+        if token.startswith("$"):
+            return variables.get(token[1:]) or None, position + 1
+        if token == "null":  # noqa: S105 (GitLab's null)
+            return None, position + 1
+        return token[1:-1], position + 1
+
+    def compare(position: int) -> tuple[object, int]:
+        left, position = value(position)
+        if position < len(tokens) and tokens[position] in {"==", "!=", "=~", "!~"}:
+            operator = tokens[position]
+            right, position = value(position + 1)
+            if operator in {"==", "!="}:
+                return (left == right) == (operator == "=="), position
+            matched = left is not None and re.search(str(right), str(left)) is not None
+            return matched == (operator == "=~"), position
+        return bool(left), position
+
+    def both(position: int) -> tuple[object, int]:
+        left, position = compare(position)
+        while position < len(tokens) and tokens[position] == "&&":
+            right, position = compare(position + 1)
+            left = bool(left) and bool(right)
+        return left, position
+
+    def either(position: int) -> tuple[object, int]:
+        left, position = both(position)
+        while position < len(tokens) and tokens[position] == "||":
+            right, position = both(position + 1)
+            left = bool(left) or bool(right)
+        return left, position
+
+    return bool(either(0)[0])
 
 
 def _expand(value: str, env: Mapping[str, str]) -> str:
