@@ -19,6 +19,7 @@ import os
 import shutil
 import subprocess
 import tarfile
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,9 +47,14 @@ UV_IMAGE = "localhost/uv:local"
 
 @dataclass
 class Podman:
-    """podman on a store of this module's own: what the tests build goes with it."""
+    """podman on a store of a test's own: what the test builds goes with it.
+
+    `store` holds the images; `runroot`, podman's run-time state, must be a short path (podman
+    refuses one over 50 characters, which pytest's temporary folders under xdist exceed).
+    """
 
     store: Path
+    runroot: Path
 
     def __call__(self, *args: str, timeout: float = 900) -> str:
         """Run podman with `args` on the store; its output, or the test fails showing it."""
@@ -68,7 +74,7 @@ class Podman:
         """podman with this store's options: what a stand-in for `docker` runs."""
         return [
             "podman",
-            *("--root", str(self.store / "root"), "--runroot", str(self.store / "run")),
+            *("--root", str(self.store / "root"), "--runroot", str(self.runroot)),
             *("--storage-driver", "overlay"),
         ]
 
@@ -95,10 +101,9 @@ def uv_binary() -> Path:
     """The uv executable itself: pyenv puts a shell-script shim named `uv` on PATH."""
     candidates = [found] if (found := shutil.which("uv")) else []
     if shutil.which("pyenv"):
-        which = subprocess.run(
-            ["pyenv", "which", "uv"], capture_output=True, text=True, check=False
-        )
-        candidates += which.stdout.split()
+        # Whichever of pyenv's Pythons has it (`pyenv which` sees only the current folder's).
+        root = subprocess.run(["pyenv", "root"], capture_output=True, text=True, check=False)
+        candidates += sorted(map(str, Path(root.stdout.strip()).glob("versions/*/bin/uv")))
     for candidate in map(Path, candidates):
         with candidate.open("rb") as handle:
             if handle.read(4) == b"\x7fELF":
@@ -173,7 +178,7 @@ def image_store(folder: Path, python_version: str = BASE_PYTHON) -> Iterator[Pod
     Everything built in it goes with it.
     """
     require_tools()
-    podman = Podman(folder)
+    podman = Podman(folder, Path(tempfile.mkdtemp(prefix="podman-run-", dir="/tmp")))
     try:
         base = cached(f"debian-{digest(*map(str.encode, BASE_RECIPE))}.tar", debian_rootfs)
         if python_version != BASE_PYTHON:
@@ -191,6 +196,7 @@ def image_store(folder: Path, python_version: str = BASE_PYTHON) -> Iterator[Pod
             podman("rm", "--all", "--force")
             podman("rmi", "--all", "--force")
         shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(podman.runroot, ignore_errors=True)
 
 
 def build_args() -> list[str]:
