@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -423,6 +425,45 @@ def test_the_gitlab_rules_pick_the_jobs_of_each_event(
     selected = pipeline.selected({"CI_DEFAULT_BRANCH": "main", **event}, changed)
     assert set(selected) == jobs
     assert selected.get("promote", "manual") == "manual"
+
+
+# gitlab-ci-local (npm), whose 4.x line runs on Node 20; `.ci/run` installs it.
+GITLAB_CI_LOCAL = "gitlab-ci-local"
+
+
+@pytest.mark.parametrize("pipeline", list(Pipelines.GITLAB_EVENTS))
+def test_gitlab_ci_local_selects_the_same_jobs(pipeline: str, bake) -> None:
+    """GitLab's rules as gitlab-ci-local evaluates them pick the jobs the slow tier runs."""
+    tool = shutil.which(GITLAB_CI_LOCAL)
+    if tool is None:
+        reason = "gitlab-ci-local is missing: npm install --global gitlab-ci-local@4"
+        if os.environ.get("TEMPLATE_TESTS_REQUIRE_GITLAB_CI_LOCAL") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    project = bake(ci_provider="gitlab")
+    # A commit on `main`, and the remote's `main` at it: no file changed since (`changes:`).
+    git = ("git", "-c", "user.name=Template Tests", "-c", "user.email=tests@example.com")
+    for command in (
+        ("add", "--all"),
+        ("commit", "--quiet", "--no-verify", "--message=Initial project"),
+        ("update-ref", "refs/remotes/origin/main", "HEAD"),
+    ):
+        subprocess.run([*git, *command], cwd=project.path, check=True)
+    event, expected = Pipelines.GITLAB_EVENTS[pipeline]
+    variables = [f"--variable={name}={value}" for name, value in event.items()]
+    listed = subprocess.run(
+        [tool, "--list-csv", *variables],
+        cwd=project.path,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert listed.returncode == 0, listed.stdout + listed.stderr
+    rows = [line.split(";") for line in listed.stdout.splitlines()[1:] if line]
+    assert [row[0] for row in rows] == expected
+    whens = {row[0]: row[3] for row in rows}
+    assert whens.get("promote", "manual") == whens.get("canary", "manual") == "manual"
 
 
 def test_the_dockerfile_passes_hadolint(baked: BakedProject) -> None:
