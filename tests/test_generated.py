@@ -209,8 +209,8 @@ class InstalledProjectChecks:
     ) -> None:
         """The generated `ci` pipeline's steps, in order: setup, lint and types, the project's
         own tests, the data run and training smoke run, the gate's verdict, the image."""
-        pipelines = Pipelines(installed, podman, tmp_path)
-        result = pipelines.run("ci")
+        with Pipelines(installed, podman, tmp_path) as pipelines:
+            result = pipelines.run("ci")
         assert set(result.jobs.values()) == {"success"}, result.failures()
         tests = result.output_of(pipelines.ci_job, "make test")
         assert re.search(r"\d+ passed", tests)
@@ -218,9 +218,8 @@ class InstalledProjectChecks:
         assert unexpected_skips(tests) == []
         assert "Gate: passed" in result.output_of(pipelines.ci_job, "gate-report")
         if pipelines.provider == "github":
-            summary = (tmp_path / "logs/checks-github_step_summary").read_text(encoding="utf-8")
-            assert "| post-train test | verdict | detail |" in summary
-        pipelines.ran.update(result.jobs)
+            summary = tmp_path / "logs/ci/checks-github_step_summary"
+            assert "| post-train test | verdict | detail |" in summary.read_text(encoding="utf-8")
         print(timings(result))  # noqa: T201 (shown with -s: the figures of docs/benchmarks.md)
 
     def test_format_leaves_no_diff(self, installed: BakedProject) -> None:
@@ -299,35 +298,37 @@ class InstalledProjectChecks:
     ) -> None:
         """Train to an approved champion; deploy through staging, canary and rollout; a canary
         that serves the wrong share is rolled back; a monitoring alarm starts training."""
-        pipelines = Pipelines(installed, podman, tmp_path)
-        trained = pipelines.run("train")
-        assert set(trained.jobs.values()) == {"success"}, trained.failures()
-        assert "Gate: passed" in trained.output_of("train", "gate-report")
+        with Pipelines(installed, podman, tmp_path) as pipelines:
+            # A runner's checkout has the DVC outputs dvc.lock records; earlier tests of the class
+            # ran steps outside DVC (`python -m <package> train`): `dvc repro` brings them back.
+            installed.run("make", "evaluate")
+            trained = pipelines.run("train")
+            assert set(trained.jobs.values()) == {"success"}, trained.failures()
+            assert "Gate: passed" in trained.output_of("train", "gate-report")
 
-        deployed = pipelines.run("deploy")
-        assert deployed.jobs.pop("rollback") == "skipped"
-        assert set(deployed.jobs.values()) == {"success"}, deployed.failures()
-        calls = pipelines.remote_calls()
-        assert [line.rsplit(" ", 1)[-1] for line in calls if line.startswith("deploy ")] == [
-            "0",
-            "0.1",
-            "0",
-        ]
-        assert any(line.startswith("docker push localhost/ci-tests/") for line in calls)
+            deployed = pipelines.run("deploy")
+            assert deployed.jobs.pop("rollback") == "skipped"
+            assert set(deployed.jobs.values()) == {"success"}, deployed.failures()
+            calls = pipelines.remote_calls()
+            assert [line.rsplit(" ", 1)[-1] for line in calls if line.startswith("deploy ")] == [
+                "0",
+                "0.1",
+                "0",
+            ]
+            assert any(line.startswith("docker push localhost/ci-tests/") for line in calls)
 
-        # A deployment that serves another canary share than it was given: the canary's smoke
-        # test fails, the rollout does not happen, and production is rolled back.
-        broken = pipelines.run("deploy", skip_build=True, FAKE_BREAK_IN="production")
-        assert broken.jobs["canary"] == "failure", broken.failures()
-        assert broken.jobs["rollout"] == "skipped"
-        assert broken.jobs["rollback"] == "success", broken.failures()
-        assert "canary_fraction is 0.5, 0.1 was deployed" in broken.failures()
+            # A deployment that serves another canary share than it was given: the canary's smoke
+            # test fails, the rollout does not happen, and production is rolled back.
+            broken = pipelines.run("deploy", skip_build=True, FAKE_BREAK_IN="production")
+            assert broken.jobs["canary"] == "failure", broken.failures()
+            assert broken.jobs["rollout"] == "skipped"
+            assert broken.jobs["rollback"] == "success", broken.failures()
+            assert "canary_fraction is 0.5, 0.1 was deployed" in broken.failures()
 
-        installed.run("make", "drift-demo", "SCENARIO=sudden")
-        monitored = pipelines.run("monitor")
-        assert set(monitored.jobs.values()) == {"success"}, monitored.failures()
-        assert any(pipelines.retrain_call in line for line in pipelines.remote_calls())
-        pipelines.stop_service()
+            installed.run("make", "drift-demo", "SCENARIO=sudden")
+            monitored = pipelines.run("monitor")
+            assert set(monitored.jobs.values()) == {"success"}, monitored.failures()
+            assert any(pipelines.retrain_call in line for line in pipelines.remote_calls())
 
     def test_serve_answers_until_stopped(self, installed: BakedProject, tmp_path: Path) -> None:
         """`make serve` on the champion: ready within 90 s, healthy, and stopped by SIGTERM."""
@@ -526,8 +527,10 @@ class Pipelines:
                 "CI_JOB_TOKEN": "fake-token",
                 "CI_API_V4_URL": "http://gitlab.invalid/api/v4",
                 "CI_PROJECT_ID": "1",
-                "API_KEY": "ci-tests-key",
-                **service,
+            },
+            # CI/CD variables scoped to the environments.
+            "gitlab_environments": {
+                name: {"API_KEY": "ci-tests-key", **service} for name in ("staging", "production")
             },
         }
         # The PostgreSQL service container of the ci job is this machine's server.
@@ -537,7 +540,6 @@ class Pipelines:
             if self.provider == "gitlab"
             else "gh workflow run train.yml"
         )
-        self.ran: dict[str, str] = {}
 
     def run(self, name: str, *, skip_build: bool = False, **fakes: str) -> RunResult:
         """Run pipeline `name` (ci, train, deploy, monitor); `fakes` add to the runner's env."""
@@ -565,12 +567,17 @@ class Pipelines:
         """What the fakes were asked to do, in order."""
         return self.record.read_text(encoding="utf-8").splitlines()
 
-    def stop_service(self) -> None:
-        """Stop the service the fake deploy started."""
+    def __enter__(self) -> Pipelines:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        """Stop the service the fake deploy started, and put the project's extra back (the
+        jobs' `make setup` installs the default environment; the class's later tests use it)."""
         pid = self.state / "pid"
         if pid.is_file():
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(int(pid.read_text(encoding="utf-8")), signal.SIGKILL)
+        self.project.run("make", "setup", "EXTRAS=postgres")
 
 
 def timings(result: RunResult) -> str:

@@ -60,6 +60,7 @@ class Job:
     artifacts: list[str] = field(default_factory=list)
     stage: str = ""
     rules: list[dict[str, Any]] = field(default_factory=list)  # GitLab's `rules:`
+    environment: str | None = None  # the deployment environment the job is bound to
 
 
 @dataclass
@@ -118,6 +119,7 @@ def github_pipeline(path: Path) -> Pipeline:
             condition=spec.get("if"),
             outputs=dict(spec.get("outputs", {})),
             artifacts=[s.with_["path"] for s in steps if (s.uses or "").startswith(UPLOAD)],
+            environment=_environment_name(spec.get("environment")),
         )
     return Pipeline({k: str(v) for k, v in document.get("env", {}).items()}, jobs)
 
@@ -153,6 +155,7 @@ def gitlab_pipeline(path: Path) -> Pipeline:
             needs=list(spec.get("needs", [])),
             artifacts=list(spec.get("artifacts", {}).get("paths", [])),
             stage=spec.get("stage", "test"),
+            environment=_environment_name(spec.get("environment")),
             rules=list(spec.get("rules", [{}])),
         )
     order = {stage: index for index, stage in enumerate(stages)}
@@ -286,7 +289,8 @@ class PipelineRun:
         folder: The project (the checkout).
         base_env: The environment of the runner (the user's, with fakes first on PATH).
         contexts: GitHub's `vars`, `secrets` and `github`; for GitLab, its predefined variables
-            under `gitlab`.
+            under `gitlab`, and under `gitlab_environments` the variables scoped to each
+            environment.
         logs: Where each step's output is written.
         overrides: Set last in every job's environment: what stands in for a job's service
             containers (``POSTGRES_HOST=127.0.0.1``).
@@ -353,6 +357,8 @@ class PipelineRun:
                 result.jobs[job.name] = "skipped"
                 continue
             env = {**self.base_env, "CI": "true", "GITLAB_CI": "true", **self.contexts["gitlab"]}
+            # CI/CD variables scoped to an environment reach only the jobs bound to it.
+            env.update(self.contexts["gitlab_environments"].get(job.environment, {}))
             for variables in (pipeline.env, job.env):
                 env.update({key: _expand(value, env) for key, value in variables.items()})
             env.update(self.overrides)
@@ -544,6 +550,13 @@ def _gitlab_condition(expression: str, variables: Mapping[str, str]) -> bool:
         return left, position
 
     return bool(either(0)[0])
+
+
+def _environment_name(environment: str | dict[str, Any] | None) -> str | None:
+    """The name of a job's `environment:` (a string, or a mapping with `name`)."""
+    if isinstance(environment, dict):
+        return str(environment["name"])
+    return environment
 
 
 def _expand(value: str, env: Mapping[str, str]) -> str:

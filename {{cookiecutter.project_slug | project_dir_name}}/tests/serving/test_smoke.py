@@ -2,13 +2,14 @@
 
 import os
 import sys
+import time
 from collections.abc import Iterator
 
 import pytest
 from serving_support import Registry, free_port, serving
 
 from {{ cookiecutter.package_name }}.contract import FeatureContract
-from {{ cookiecutter.package_name }}.smoke import SmokeTestFailedError, smoke_test
+from {{ cookiecutter.package_name }}.smoke import Service, SmokeTestFailedError, smoke_test
 
 API_KEY = "smoke-test-key"
 CANARY = 0.25
@@ -29,7 +30,16 @@ def service(registry: Registry, tmp_path_factory: pytest.TempPathFactory) -> Ite
         "API_KEY": API_KEY,
     }
     with serving(sys.executable, env, folder / "serve.log") as base:
+        # Ready means the champion is loaded; the canary's challenger follows it.
+        wait_for_challenger(Service(base, API_KEY))
         yield base
+
+
+def wait_for_challenger(service: Service, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not (service.get("/model").body or {}).get("challenger"):
+        assert time.monotonic() < deadline, "the challenger was not loaded"
+        time.sleep(0.1)
 
 
 def test_a_healthy_deployment_passes_every_check(service: str, registry: Registry) -> None:
