@@ -35,7 +35,9 @@ def main() -> None:
         version = (project.path / ".python-version").read_text(encoding="utf-8").strip()
         with image_store(scratch / "podman", version) as podman:
             started = time.perf_counter()
-            result = Pipelines(project, podman, scratch / "ci").run("ci")
+            (scratch / "ci").mkdir()
+            with Pipelines(project, podman, scratch / "ci") as pipelines:
+                result = pipelines.run("ci")
             total = time.perf_counter() - started
         if set(result.jobs.values()) != {"success"}:
             sys.exit(f"the ci pipeline failed:\n{result.failures()}")
