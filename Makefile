@@ -49,3 +49,12 @@ bench: install ## Measure render, install and generated-test times into docs/ben
 .PHONY: bench-ci
 bench-ci: install ## Time the generated `ci` pipeline's steps into docs/benchmarks.md (podman needed)
 	$(RUN) python bench/bench_ci.py
+
+.PHONY: docs
+docs: install ## Build this template's documentation site into site/ (strict, offline)
+	$(RUN) mkdocs build --strict --site-dir site
+	@echo "Open site/index.html in a browser (no web server or network needed)."
+
+.PHONY: docs-serve
+docs-serve: install ## Serve the documentation site on 127.0.0.1:DOCS_PORT (default 8001), rebuilt on save
+	$(RUN) mkdocs serve --strict --dev-addr 127.0.0.1:$(or $(DOCS_PORT),8001)
