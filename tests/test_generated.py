@@ -30,6 +30,7 @@ import pytest
 
 from .conftest import COMBINATIONS, BakedProject, bake_into, project_env
 from .images import Podman, build_args, image_store
+from .offline import external_loads
 from .workflows import PipelineRun, RunResult, github_pipeline, gitlab_pipeline
 
 pytestmark = pytest.mark.slow
@@ -56,6 +57,7 @@ COVERED_ELSEWHERE = {
     "adopt": "needs a team's table: run by TestPython312.test_a_teams_own_table_runs_the_loop",
     "dagster": "a server that runs until stopped: the project's tests/orchestration/test_ui.py",
     "bench-loop": "minutes of wall time: its figures are in docs/benchmarks.md",
+    "docs-serve": "a server that runs until stopped: run by TestOnboarding",
 }
 # The only skips the project's own tests may report here, each with the reason it is acceptable.
 # Any other skip fails the slow tier: a test that skips here checks nothing, and says nothing.
@@ -261,6 +263,11 @@ class InstalledProjectChecks:
             installed.run(*cli(installed), step)
         assert self.champion(installed) != before
         installed.run("make", "rollback")
+        assert self.champion(installed) == before
+        # The rollback sticks: the version it left is never promoted again.
+        refused = installed.run("make", "promote", check=False)
+        assert refused.returncode == 1, refused.stdout + refused.stderr
+        assert "rolled back from champion" in refused.stderr
         assert self.champion(installed) == before
         installed.run("make", "lineage")
 
@@ -632,3 +639,111 @@ def write_accounts(path: Path, rows: int = 3000) -> Path:
             label = "" if rng.random() < 0.1 else str(int(risk > 0.5))
             writer.writerow([100_000 + number, plan, tenure, calls, spend, label])
     return path
+
+
+# A fenced block of a Markdown page: its language and its text.
+FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```[ \t]*$", flags=re.MULTILINE | re.DOTALL)
+
+
+@dataclass(frozen=True)
+class ShellStep:
+    """A `bash` block of a docs page, and the lines of the `text` block right after it."""
+
+    commands: str
+    expected: list[str]
+
+
+def shell_steps(markdown: str) -> list[ShellStep]:
+    """The page's `bash` blocks in order; a `text` block that follows one is its output.
+
+    Blocks in any other language (`sh` for commands that need a remote or never end) are not
+    steps: they are for reading.
+    """
+    steps: list[ShellStep] = []
+    previous_end = 0
+    for found in FENCE.finditer(markdown):
+        language, body = found.group(1), found.group(2)
+        follows_step = bool(steps) and markdown[previous_end : found.start()].strip() == ""
+        if language == "bash":
+            steps.append(ShellStep(body, []))
+        elif language == "text" and follows_step and not steps[-1].expected:
+            steps[-1] = ShellStep(steps[-1].commands, [ln for ln in body.splitlines() if ln])
+        previous_end = found.end()
+    return steps
+
+
+def printed(expected: str, output: str) -> bool:
+    """Whether a line of the output holds `expected`, where `...` stands for anything."""
+    pattern = ".*".join(re.escape(part) for part in expected.split("..."))
+    return re.search(pattern, output, flags=re.MULTILINE) is not None
+
+
+def test_the_step_parser_pairs_each_command_block_with_its_output() -> None:
+    page = (
+        "Intro\n\n```sh\ngit push\n```\n\n```bash\nmake all\n```\n\n```text\nv1 is ...\n```\n"
+        "Then:\n\n```bash\nmake docs\n```\n\nprose\n\n```text\nnot its output\n```\n"
+    )
+    assert shell_steps(page) == [
+        ShellStep("make all\n", ["v1 is ..."]),
+        ShellStep("make docs\n", []),
+    ]
+    assert printed("v1 is ...", "log line\ncustomer_quality v1 is the champion\n")
+    assert not printed("v1 is the champion", "v2 is the champion\n")
+    assert not printed("scored ... rows", "scored\n12 rows\n")  # `...` stays within a line
+
+
+class TestOnboarding:
+    """The onboarding page of a fresh project, run block by block as a newcomer would."""
+
+    def test_the_onboarding_page_runs_as_written(
+        self, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+    ) -> None:
+        project = bake_into(tmp_path_factory.mktemp("onboarding"), **COMBINATIONS["defaults"])
+        project.env["DATA_REMOTE"] = str(tmp_path_factory.mktemp("onboarding-dvc-remote"))
+        # The identity the page asks a newcomer to give git once.
+        for role in ("AUTHOR", "COMMITTER"):
+            project.env[f"GIT_{role}_NAME"] = "New Data Scientist"
+            project.env[f"GIT_{role}_EMAIL"] = "new@example.com"
+        steps = shell_steps((project.path / "docs/onboarding.md").read_text(encoding="utf-8"))
+        assert len(steps) >= 8, "the onboarding page lost its steps"
+
+        for number, step in enumerate(steps, start=1):
+            result = project.run("bash", "-euo", "pipefail", "-c", step.commands, check=False)
+            output = result.stdout + result.stderr
+            where = f"onboarding block {number}:\n{step.commands}\n--- output\n{output[-5000:]}"
+            assert result.returncode == 0, where
+            for line in step.expected:
+                assert printed(line, output), f"{line!r} not printed by {where}"
+
+        # What the page promised: two versions, the second champion, two commits on the branch.
+        package = next((project.path / "src").iterdir()).name
+        card = (project.path / f"docs/model-cards/{package}-v2.md").read_text(encoding="utf-8")
+        evaluation = json.loads(
+            (project.path / "reports/evaluation/latest.json").read_text(encoding="utf-8")
+        )
+        assert f"**{evaluation['metrics']['precision']:.3f}**" in card
+        assert "| `late_payment_share` | feature | double precision | no | [0, 1] |" in card
+        assert "Champion history: v1 → v2." in card
+        assert "Latest monitoring of v2" in card
+        assert "not recorded" not in card
+        log = project.run("git", "log", "--format=%s", "main..HEAD").stdout.splitlines()
+        assert log == [
+            "Retrain with late_payment_share; model card of v2",
+            "Add late_payment_share: the share of orders paid more than 7 days late",
+        ]
+        assert project.run("git", "status", "--porcelain").stdout == ""
+
+        # The site `make docs` built: every page, offline, with the API answering for real.
+        site = project.path / "site"
+        for page in ("index", "onboarding", "data", "api", "runbook", "model-cards/index"):
+            html = (site / f"{page}.html").read_text(encoding="utf-8")
+            assert external_loads(html) == [], f"{page}.html loads from the network"
+        assert "answered <strong>200</strong>" in (site / "api.html").read_text(encoding="utf-8")
+        assert (site / "generated/dbt/index.html").is_file()
+        assert (site / f"model-cards/{package}-v1.html").is_file()
+
+        # `make docs-serve` serves the same site while the docs are edited.
+        port = free_port()
+        settings = {"DOCS_PORT": str(port)}
+        with running(project, ["make", "docs-serve"], settings, tmp_path) as server:
+            assert b"Onboarding" in server.get(f"http://127.0.0.1:{port}/onboarding.html")

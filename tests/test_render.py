@@ -166,7 +166,30 @@ BASE_FILES = {
     "analysis/01_explore_features.ipynb",
     "benchmarks/bench_loop.py",
     "benchmarks/bench_serving.py",
+    # the docs site (`make docs`) and the model card's governance answers
+    "mkdocs.yml",
+    "governance.yaml",
+    "docs/index.md",
+    "docs/onboarding.md",
     "docs/architecture.md",
+    "docs/data.md",
+    "docs/api.md",
+    "docs/experiments.md",
+    "docs/orchestration.md",
+    "docs/runbook.md",
+    "docs/model-cards/index.md",
+    "docs/assets/vendor/mermaid/mermaid.min.js",
+    "docs/assets/vendor/mermaid/LICENSE",
+    "docs/assets/vendor/iframe-worker/shim.js",
+    "docs/assets/vendor/iframe-worker/LICENSE",
+    "src/{pkg}/documentation/__init__.py",
+    "src/{pkg}/documentation/governance.py",
+    "src/{pkg}/documentation/model_card.py",
+    "src/{pkg}/documentation/pages.py",
+    "tests/unit/test_governance.py",
+    "tests/unit/test_docs_pages.py",
+    "tests/model/test_model_card.py",
+    "tests/serving/test_api_example.py",
 }
 WORKFLOWS = ("ci", "train", "deploy", "monitor")
 CI_FILES = {
@@ -212,20 +235,26 @@ def test_the_file_set_is_exactly_the_expected_one(baked: BakedProject) -> None:
 COOKIECUTTER_REFERENCE = re.compile(r"\{\{\s*cookiecutter|cookiecutter\.")
 # GitHub Actions expressions, which workflows keep (rendered from `{% raw %}` blocks).
 GITHUB_EXPRESSION = re.compile(r"\$\{\{.*?\}\}")
+# dbt's own Jinja, which the docs quote from the dbt project (a patch of a model, say).
+DBT_EXPRESSION = re.compile(r"\{\{\s*(ref|source|var)\(.*?\}\}")
+# Copied byte for byte (`_copy_without_render`): their braces are not the template's.
+VERBATIM = ("transform/", "docs/assets/vendor/")
 
 
 def template_leftovers(relative: str, text: str) -> list[str]:
     """Every line of a rendered file that still holds template syntax.
 
-    dbt's Jinja under ``transform/`` is copied without rendering and must survive; GitHub's
-    ``${{ }}`` expressions belong in workflows. Anything else in ``{{ }}`` or ``{% %}`` is a
-    leftover, in whatever kind of file.
+    dbt's Jinja under ``transform/`` and the vendored files are copied without rendering and
+    must survive; GitHub's ``${{ }}`` expressions belong in workflows, and the docs may quote
+    dbt's ``{{ ref(...) }}``. Anything else in ``{{ }}`` or ``{% %}`` is a leftover, in whatever
+    kind of file.
     """
     found = []
     for number, line in enumerate(text.splitlines(), start=1):
         rest = GITHUB_EXPRESSION.sub("", line) if relative.startswith(".github/") else line
+        rest = DBT_EXPRESSION.sub("", rest) if relative.startswith("docs/") else rest
         if COOKIECUTTER_REFERENCE.search(rest) or (
-            not relative.startswith("transform/") and ("{{" in rest or "{%" in rest)
+            not relative.startswith(VERBATIM) and ("{{" in rest or "{%" in rest)
         ):
             found.append(f"{relative}:{number}: {line.strip()}")
     return found
@@ -244,6 +273,11 @@ def template_leftovers(relative: str, text: str) -> list[str]:
         ("transform/tests/generic/accepted_range.sql", "{%- if min_value is not none %}", False),
         ("README.md", "{% if cookiecutter.license %}", True),
         ("README.md", "plain text", False),
+        ("docs/onboarding.md", "    from {{ ref('stg_sales') }}", False),
+        ("docs/onboarding.md", "{{ cookiecutter.package_name }} v1 is the champion", True),
+        ("docs/index.md", "{{ project_name }}", True),
+        ("README.md", "from {{ ref('stg_sales') }}", True),
+        ("docs/assets/vendor/mermaid/mermaid.min.js", "a={{b}}", False),
     ],
 )
 def test_the_leftover_scan_catches_syntax_in_every_kind_of_file(
@@ -263,11 +297,20 @@ def test_no_template_syntax_is_left(baked: BakedProject) -> None:
     assert leftovers == []
 
 
+class MkDocsLoader(yaml.SafeLoader):
+    """The safe loader, plus mkdocs.yml's ``!!python/name:`` tags, read as plain names."""
+
+
+MkDocsLoader.add_multi_constructor(
+    "tag:yaml.org,2002:python/name:", lambda _loader, suffix, _node: suffix
+)
+
+
 def test_every_config_file_parses(baked: BakedProject) -> None:
     for relative in baked.files():
         path = baked.path / relative
         if path.suffix in {".yml", ".yaml"}:
-            yaml.safe_load(path.read_text(encoding="utf-8"))
+            yaml.load(path.read_text(encoding="utf-8"), Loader=MkDocsLoader)  # noqa: S506
         elif path.suffix == ".toml":
             tomllib.loads(path.read_text(encoding="utf-8"))
         elif path.suffix in {".json", ".ipynb"}:

@@ -312,6 +312,34 @@ def lineage(
     typer.echo(json.dumps(lineage_of(get_settings(), reference), indent=2))
 
 
+@app.command("docs-pages")
+@step
+def docs_pages() -> None:
+    """Write the docs site's generated pages: dbt docs, validation result, API example."""
+    from .documentation.pages import write_generated_pages
+
+    for path in write_generated_pages(get_settings()):
+        typer.echo(f"wrote {path}")
+
+
+@app.command("model-card")
+@step
+def model_card(
+    reference: Annotated[
+        str, typer.Argument(help="A model version number, or an alias such as champion.")
+    ] = "champion",
+) -> None:
+    """Write the model card of a version into docs/model-cards/ and store it with the version."""
+    from .documentation.model_card import write_model_card
+
+    card = write_model_card(get_settings(), reference)
+    typer.echo(f"model card of v{card.version}: {card.path} (stored as {card.artifact_uri})")
+    if card.open_items:
+        typer.echo(f"{len(card.open_items)} open item(s): answer them in governance.yaml")
+        for item in card.open_items:
+            typer.echo(f"  - {item}")
+
+
 @app.command()
 @step
 def monitor(

@@ -26,6 +26,8 @@ TAG_COMPARED_WITH = "champion.compared_version"
 TAG_CHAMPION_PRECISION = "champion.precision"
 NONE = "none"
 COMPARISON = "champion.comparison"
+# Set on a version when `champion` is rolled back from it: the gate never promotes it again.
+TAG_ROLLED_BACK = "rolled_back_at"
 # How each verdict is written in the `evaluation.checks` tag.
 CHECK_MARKS = {"pass": "pass", "fail": "FAIL", "not_assessed": "n/a"}
 
@@ -69,6 +71,13 @@ def promotion_reasons(
             (``gate.block_not_assessed``).
     """
     reasons = []
+    rolled_back = challenger_tags.get(TAG_ROLLED_BACK)
+    if rolled_back:
+        reasons.append(
+            f"it was rolled back from champion at {rolled_back}, and a rolled-back version is "
+            "not promoted again: train a new model (to bring this one back on purpose, delete "
+            f"its `{TAG_ROLLED_BACK}` tag first)"
+        )
     if challenger_tags.get(TAG_PASSED) != "true":
         failed = challenger_tags.get(TAG_FAILED, "unknown")
         checks = challenger_tags.get(TAG_CHECKS, "")
@@ -107,15 +116,20 @@ def promotion_reasons(
 
 
 def evaluation_reasons(
-    report: EvaluationReport, champion: str | None, gate: GateParams
+    report: EvaluationReport,
+    champion: str | None,
+    gate: GateParams,
+    registered: Mapping[str, str] | None = None,
 ) -> list[str]:
     """Why the gate would refuse the model `report` judged, against `champion` (empty: it passes).
 
     The same rules :func:`promotion_reasons` applies to a registered challenger, applied before
-    registration: what CI shows as the gate's verdict for a training run.
+    registration: what CI shows as the gate's verdict for a training run. `registered` holds
+    the tags of the version that already holds the run, if any (a rollback marks it).
     """
+    marks = {key: value for key, value in (registered or {}).items() if key == TAG_ROLLED_BACK}
     return promotion_reasons(
-        version_tags({}, report),
+        {**version_tags({}, report), **marks},
         champion,
         gate.tolerance,
         block_not_assessed=gate.block_not_assessed,

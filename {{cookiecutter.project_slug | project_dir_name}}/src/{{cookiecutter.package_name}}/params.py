@@ -9,7 +9,7 @@ key, before any step starts.
 from __future__ import annotations
 
 from datetime import date
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal, TypeVar
 
 import yaml
 from pydantic import (
@@ -27,7 +27,10 @@ from .config import ConfigError
 from .contract import label_text
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
+
+Checked = TypeVar("Checked", bound=BaseModel)
 
 
 class _Section(BaseModel):
@@ -309,12 +312,26 @@ def load_params(path: Path) -> Params:
     """Read and check params.yaml; a bad key or value fails here, naming it, before any work."""
     if not path.exists():
         raise ConfigError(f"{path}: parameters file not found; run from the project folder")
+    return load_yaml_model(path, Params, key=_key)
+
+
+def load_yaml_model(
+    path: Path,
+    model: type[Checked],
+    key: Callable[[tuple[int | str, ...]], str] = lambda loc: ".".join(map(str, loc)),
+) -> Checked:
+    """A YAML file read and checked as `model`; each bad key or value is named, with the reason.
+
+    Raises:
+        ConfigError: when the file is not YAML, or does not fit `model` (`key` writes each
+            problem's location as the file's user would).
+    """
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: not valid YAML: {error}") from error
     try:
-        return Params.model_validate(raw)
+        return model.model_validate(raw)
     except ValidationError as error:
-        problems = "; ".join(f"{_key(issue['loc'])}: {issue['msg']}" for issue in error.errors())
+        problems = "; ".join(f"{key(issue['loc'])}: {issue['msg']}" for issue in error.errors())
         raise ConfigError(f"{path}: {problems}") from error

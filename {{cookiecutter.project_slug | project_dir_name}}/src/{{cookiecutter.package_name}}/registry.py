@@ -24,6 +24,7 @@ from .gate import (
     TAG_FAILED,
     TAG_NOT_ASSESSED,
     TAG_PASSED,
+    TAG_ROLLED_BACK,
     not_assessed_checks,
     promotion_reasons,
     version_tags,
@@ -37,6 +38,8 @@ from .tracking import (
 )
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
 
@@ -217,6 +220,11 @@ def register_latest(settings: Settings) -> ModelVersion:
     return register(settings, load_training_run(settings), read_evaluation_report(settings))
 
 
+def champion_versions(settings: Settings) -> list[str]:
+    """The versions that were champion, oldest first (empty before the first promotion)."""
+    return champion_history(_reader(settings), settings.model_name)
+
+
 def champion_history(client: MlflowClient, name: str) -> list[str]:
     """The versions that were champion, oldest first (the last is the current one)."""
     history: list[str] = json.loads(client.get_registered_model(name).tags.get(HISTORY_TAG, "[]"))
@@ -287,9 +295,93 @@ def rollback(settings: Settings) -> str:
         )
     previous = history[-2]
     _move_champion(client, name, previous, history[:-1])
-    client.set_model_version_tag(name, history[-1], "rolled_back_at", _now())
+    # Marked, so the gate never promotes it again (``make all`` would otherwise undo this).
+    client.set_model_version_tag(name, history[-1], TAG_ROLLED_BACK, _now())
     logger.info("%s@%s rolled back from v%s to v%s", name, CHAMPION, current, previous)
     return previous
+
+
+@dataclass(frozen=True)
+class VersionRecord:
+    """A registered version as the registry records it: aliases, tags, and its training run."""
+
+    name: str
+    version: str
+    aliases: tuple[str, ...]
+    created_at: datetime
+    source: str
+    tags: dict[str, str]
+    run_id: str
+    run_params: dict[str, str]
+    run_metrics: dict[str, float]
+
+
+def describe_version(settings: Settings, reference: str) -> VersionRecord:
+    """The registry's record of a version, by number (``3``) or alias (``champion``).
+
+    Raises:
+        RegistryError: when there is no such version or alias.
+        ModelUnavailableError: when the registry cannot be reached.
+    """
+    from mlflow.exceptions import MlflowException
+
+    client = _reader(settings)
+    name = settings.model_name
+    try:
+        if reference.isdigit():
+            version = client.get_model_version(name, reference)
+        else:
+            version = client.get_model_version_by_alias(name, reference)
+        run = client.get_run(str(version.run_id))
+    except MlflowException as error:
+        if error.error_code not in _NOT_FOUND:
+            raise ModelUnavailableError(f"registry error: {error.message}") from error
+        if reference.isdigit():
+            raise RegistryError(f"{name} has no version {reference}") from error
+        raise RegistryError(missing_alias_reason(client, name, reference)) from error
+    return VersionRecord(
+        name=name,
+        version=str(version.version),
+        aliases=tuple(sorted(version.aliases)),
+        created_at=datetime.fromtimestamp(version.creation_timestamp / 1000, tz=UTC),
+        source=str(version.source),
+        tags=dict(version.tags),
+        run_id=str(version.run_id),
+        run_params=dict(run.data.params),
+        run_metrics=dict(run.data.metrics),
+    )
+
+
+def version_artifact_text(settings: Settings, record: VersionRecord, path: str) -> str | None:
+    """The text of an artifact of the version's run, or None when the run has no such file.
+
+    Raises:
+        ModelUnavailableError: when the registry cannot be reached.
+    """
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return run_artifact_text(_reader(settings), record.run_id, path)
+    except (MlflowException, OSError):
+        return None
+
+
+def attach_to_version(
+    settings: Settings, record: VersionRecord, file: Path, *, folder: str, tag: str
+) -> str:
+    """Store `file` with the version's run, in `folder`, and point the version's `tag` at it.
+
+    A model version has no artifacts of its own: the file goes with the run that produced the
+    version, and the tag names it as a ``runs:/`` URI.
+
+    Returns:
+        The artifact's URI.
+    """
+    client = connect(settings)
+    client.log_artifact(record.run_id, str(file), folder)
+    uri = f"runs:/{record.run_id}/{folder}/{file.name}"
+    client.set_model_version_tag(record.name, record.version, tag, uri)
+    return uri
 
 
 def lineage(settings: Settings, reference: str) -> dict[str, Any]:
@@ -302,25 +394,14 @@ def lineage(settings: Settings, reference: str) -> dict[str, Any]:
     Raises:
         RegistryError: when there is no such version or alias.
     """
-    from mlflow.exceptions import MlflowException
-
-    client = _reader(settings)
-    name = settings.model_name
-    try:
-        if reference.isdigit():
-            version = client.get_model_version(name, reference)
-        else:
-            version = client.get_model_version_by_alias(name, reference)
-    except MlflowException as error:
-        raise RegistryError(f"{name} has no version or alias {reference!r}") from error
-    run = client.get_run(str(version.run_id))
-    tags = version.tags
+    record = describe_version(settings, reference)
+    tags = record.tags
     return {
-        "model": name,
-        "version": str(version.version),
-        "aliases": sorted(version.aliases),
-        "run_id": version.run_id,
-        "model_uri": version.source,
+        "model": record.name,
+        "version": record.version,
+        "aliases": list(record.aliases),
+        "run_id": record.run_id,
+        "model_uri": record.source,
         "code": {key: tags.get(f"lineage.{key}") for key in _CODE_TAGS},
         "data": {key: tags.get(f"lineage.{key}") for key in _DATA_TAGS},
         "tests": {
@@ -330,7 +411,9 @@ def lineage(settings: Settings, reference: str) -> dict[str, Any]:
             "checks": tags.get(TAG_CHECKS, "").split(";") if tags.get(TAG_CHECKS) else [],
         },
         "metrics": {
-            key: value for key, value in sorted(run.data.metrics.items()) if key.startswith("test_")
+            key: value
+            for key, value in sorted(record.run_metrics.items())
+            if key.startswith("test_")
         },
     }
 

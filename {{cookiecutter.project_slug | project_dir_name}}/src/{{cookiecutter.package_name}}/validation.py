@@ -109,6 +109,16 @@ def validation_report_path(settings: Settings) -> Path:
     return settings.reports_dir / "validation" / "latest.json"
 
 
+def read_validation_report(settings: Settings) -> ValidationReport | None:
+    """The last validation result, or None when the gate has not run in this checkout."""
+    path = validation_report_path(settings)
+    if not path.is_file():
+        return None
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    outcomes = [ExpectationOutcome(**outcome) for outcome in raw.pop("outcomes")]
+    return ValidationReport(**raw, outcomes=outcomes)
+
+
 def share_column(label_column: str, value: str) -> str:
     """The derived indicator column whose mean is the share of rows with label `value`."""
     return f"{label_column}=={value}"

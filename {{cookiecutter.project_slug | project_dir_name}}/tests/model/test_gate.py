@@ -24,6 +24,7 @@ from {{ cookiecutter.package_name }}.gate import (
     TAG_NOT_ASSESSED,
     TAG_PASSED,
     TAG_PRECISION,
+    TAG_ROLLED_BACK,
     promotion_reasons,
 )
 from {{ cookiecutter.package_name }}.params import DirectionalExpectation
@@ -210,6 +211,14 @@ def test_every_reason_to_refuse_is_listed():
     assert any("champion is now v2" in reason for reason in reasons)
     worse = {**PASSING, TAG_PRECISION: "0.700000"}
     assert any("worse than champion" in r for r in promotion_reasons(worse, "1", 0.01))
+
+
+def test_a_version_rolled_back_from_is_never_promoted_again():
+    rolled_back = {**PASSING, TAG_ROLLED_BACK: "2026-01-31T02:00:00+00:00"}
+    reasons = promotion_reasons(rolled_back, champion="1", tolerance=0.01)
+    assert len(reasons) == 1
+    assert "rolled back from champion at 2026-01-31T02:00:00+00:00" in reasons[0]
+    assert promotion_reasons(PASSING, champion="1", tolerance=0.01) == []
 
 
 def test_not_assessed_checks_block_promotion_only_when_the_gate_says_so():

@@ -15,6 +15,7 @@ from {{ cookiecutter.package_name }}.cli import app
 from {{ cookiecutter.package_name }}.config import Settings, get_settings
 from {{ cookiecutter.package_name }}.evaluation.report import read_evaluation_report
 from {{ cookiecutter.package_name }}.evaluation.step import run_evaluation
+from {{ cookiecutter.package_name }}.gate import TAG_ROLLED_BACK
 from {{ cookiecutter.package_name }}.monitoring.reference import (
     ReferenceMissingError,
     recorded_reference,
@@ -187,9 +188,19 @@ def test_an_equal_challenger_is_promoted_and_rollback_restores_the_previous_cham
     assert rollback(settings) == "1"
     mlflow = client(settings)
     assert alias_version(settings, CHAMPION) == "1"
-    assert "rolled_back_at" in mlflow.get_model_version(settings.model_name, "2").tags
+    assert TAG_ROLLED_BACK in mlflow.get_model_version(settings.model_name, "2").tags
     with pytest.raises(RegistryError, match="no previous champion"):
         rollback(settings)
+    # v2 is still the challenger and passed its tests, but a rollback sticks: `make promote`
+    # (and so `make all`, the Dagster jobs and CI) never brings it back.
+    assert alias_version(settings, CHALLENGER) == "2"
+    with pytest.raises(PromotionRefusedError, match="rolled back from champion"):
+        promote(settings, params)
+    assert alias_version(settings, CHAMPION) == "1"
+    # CI's verdict on that training run says the same before anyone tries.
+    verdict = runner.invoke(app, ["gate-report"], env={"GITHUB_STEP_SUMMARY": ""})
+    assert verdict.exit_code == 1
+    assert "rolled back from champion" in verdict.stdout
 
 
 def test_training_is_reproducible_across_runs(settings, params, table, contract) -> None:

@@ -45,14 +45,16 @@ def gate_report(settings: Settings, params: Params) -> GateReport:
         EvaluationMissingError: when there is no evaluation yet.
         ModelUnavailableError: when the registry cannot be reached.
     """
-    from ..registry import CHAMPION, alias_version, version_of_run
+    from ..registry import CHAMPION, alias_version, describe_version, version_of_run
 
     report = read_evaluation_report(settings)
     champion = alias_version(settings, CHAMPION)
-    if champion is not None and version_of_run(settings, report.run_id) == champion:
+    version = version_of_run(settings, report.run_id)
+    if champion is not None and version == champion:
         verdict = f"**Gate: passed.** This model is champion v{champion} already."
         return GateReport(markdown_summary(settings.model_name, report, verdict), [])
-    reasons = evaluation_reasons(report, champion, params.gate)
+    registered = describe_version(settings, version).tags if version else None
+    reasons = evaluation_reasons(report, champion, params.gate, registered)
     if reasons:
         verdict = "\n".join(
             ["**Gate: refused.** This model may not become champion:"]
@@ -74,22 +76,22 @@ def markdown_summary(model_name: str, report: EvaluationReport, verdict: str) ->
         "| --- | ---: | ---: |",
     ]
     for name, value in report.metrics.items():
-        other = _number(theirs[name]) if name in theirs else "n/a"
+        other = format_number(theirs[name]) if name in theirs else "n/a"
         headline = " (headline)" if name == report.headline else ""
-        lines.append(f"| {name}{headline} | {_number(value)} | {other} |")
+        lines.append(f"| {name}{headline} | {format_number(value)} | {other} |")
     lines += ["", "| post-train test | verdict | detail |", "| --- | --- | --- |"]
     lines += [
-        f"| {check.name} | {VERDICT_MARKS[check.status]} | {_cell(check.detail)} |"
+        f"| {check.name} | {VERDICT_MARKS[check.status]} | {markdown_cell(check.detail)} |"
         for check in report.checks
     ]
     return "\n".join([*lines, "", verdict]) + "\n"
 
 
-def _number(value: float) -> str:
+def format_number(value: float) -> str:
     """A count as a whole number, anything else with three decimals."""
     return f"{value:,.0f}" if value.is_integer() and abs(value) >= 10 else f"{value:.3f}"  # noqa: PLR2004
 
 
-def _cell(text: str) -> str:
+def markdown_cell(text: str) -> str:
     """`text` safe inside a Markdown table cell."""
     return text.replace("|", "\\|").replace("\n", " ")
