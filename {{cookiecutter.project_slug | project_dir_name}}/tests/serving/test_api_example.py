@@ -23,7 +23,9 @@ def test_the_example_is_a_real_answer_of_the_champion_to_a_row_awaiting_a_score(
     first_unscored = int(registry.unlabelled[registry.contract.id_column].min())
     assert good["model"]["version"] == registry.champion
     assert good["predictions"][0]["id"] == first_unscored
-    assert good["predictions"][0]["prediction"] in {"good", "bad"}
+    assert good["predictions"][0]["prediction"] in set(
+        registry.table[registry.contract.label_column]
+    )
     missing = registry.contract.feature_columns[0]
     assert refused["errors"][0]["field"] == f"records[0].{missing}"
     assert "**POST /predict**, answered **200**" in page
