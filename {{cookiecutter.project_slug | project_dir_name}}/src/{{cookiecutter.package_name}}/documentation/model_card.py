@@ -444,12 +444,12 @@ def _validation(facts: CardFacts) -> str:
         f"On the held-out rows; `{evaluation.positive_class}` is the positive class.",
         "",
     ]
-    metrics = [
-        [name, format_number(value), format_number(champion.metrics[name])]
-        if name in champion.metrics
-        else [name, format_number(value), "none"]
-        for name, value in evaluation.metrics.items()
-    ]
+    metrics = []
+    for name, value in evaluation.metrics.items():
+        theirs = champion.metrics.get(name)
+        metrics.append(
+            [name, format_number(value), "none" if theirs is None else format_number(theirs)]
+        )
     lines += _table(["metric", "this version", against], metrics, numbers=2)
     train = {
         key: value for key, value in facts.record.run_metrics.items() if key.startswith("train_")
