@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +16,9 @@ import pytest
 from cookiecutter.main import cookiecutter
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[1]
+# Where each command a test runs in a generated project appends its wall time (tab-separated:
+# seconds, project folder, command), to see where the slow tier's minutes go.
+TIMINGS = "TEMPLATE_TESTS_TIMINGS"
 
 # Named option sets, not a blind cartesian product: the defaults, each non-default answer on its
 # own, and the smallest project. Each is rendered by the fast tier; the slow tier installs two
@@ -59,6 +64,7 @@ class BakedProject:
         self, *command: str, check: bool = True, timeout: float = 900
     ) -> subprocess.CompletedProcess[str]:
         """Run a command in the project, with this test session's virtualenv out of the way."""
+        started = time.monotonic()
         result = subprocess.run(
             command,
             cwd=self.path,
@@ -68,12 +74,23 @@ class BakedProject:
             check=False,
             timeout=timeout,
         )
+        record_timing(time.monotonic() - started, self.path, command)
         if check and result.returncode != 0:
             pytest.fail(
                 f"{' '.join(command)} exited {result.returncode} in {self.path}\n"
                 f"--- stdout\n{result.stdout[-6000:]}\n--- stderr\n{result.stderr[-6000:]}"
             )
         return result
+
+
+def record_timing(seconds: float, where: Path, command: tuple[str, ...]) -> None:
+    """Append a command's wall time to the `TEMPLATE_TESTS_TIMINGS` file, when one is named."""
+    log = os.environ.get(TIMINGS)
+    if log:
+        with Path(log).open("a", encoding="utf-8") as timings:
+            timings.write(
+                f"{seconds:.1f}\t{where.parent.name}/{where.name}\t{shlex.join(command)}\n"
+            )
 
 
 def project_env() -> dict[str, str]:

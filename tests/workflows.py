@@ -27,6 +27,8 @@ from typing import Any
 
 import yaml
 
+from .conftest import record_timing
+
 # `make a b VAR=value`: the targets a command line runs (options and assignments are not).
 MAKE_CALL = re.compile(r"(?:^|[;&|][ \t]*)make((?:[ \t]+[^\s;&|#]+)+)", flags=re.MULTILINE)
 # The provisioning of GitLab's job images (this machine has the tools): not run here.
@@ -474,6 +476,7 @@ class PipelineRun:
                 timeout=1800,
             )
         seconds = time.monotonic() - started
+        record_timing(seconds, self.folder, (f"[{job.name}]", (step.run or step.name).strip()))
         outcome = "success" if process.returncode == 0 else "failure"
         text = log.read_text(encoding="utf-8")
         return StepResult(job.name, step.run or step.name, outcome, seconds, text)

@@ -10,32 +10,38 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from scratch import SOURCE, run_in, scratch_project
 
 from {{ cookiecutter.package_name }}.data.ingest import raw_tables
 from {{ cookiecutter.package_name }}.data.record import file_md5
-from {{ cookiecutter.package_name }}.params import load_params
 
 pytestmark = pytest.mark.slow
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
-SOURCE = load_params(PROJECT_DIR / "params.yaml").data.source
 RAW = [f"data/raw/{table.path(Path()).name}" for table in raw_tables(PROJECT_DIR / "transform")]
 
 
-def _versioned_project(folder: Path, make_scratch_project, run) -> Path:
-    """A git + DVC project whose data stages ran: raw data versioned, warehouse built."""
-    project = make_scratch_project(folder, with_code=True, versioned=True)
+@pytest.fixture(scope="module")
+def repro_once(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A git + DVC project whose data stages ran once: raw data versioned, warehouse built."""
+    folder = tmp_path_factory.mktemp("versioned") / "project"
+    project = scratch_project(folder, with_code=True, versioned=True)
     if SOURCE != "demo":
-        run(project, sys.executable, "-m", "dvc", "add", *RAW)
+        run_in(project, sys.executable, "-m", "dvc", "add", *RAW)
     # The data stages only (later stages train models: not this test's business).
-    run(project, sys.executable, "-m", "dvc", "repro", "validate")
+    run_in(project, sys.executable, "-m", "dvc", "repro", "validate")
     return project
 
 
-def test_repro_push_and_pull_restore_identical_data(
-    tmp_path: Path, make_scratch_project, run
-) -> None:
-    project = _versioned_project(tmp_path / "project", make_scratch_project, run)
+def _versioned_project(folder: Path, repro_once: Path, run) -> Path:
+    """A private copy of `repro_once`, set up as `make setup` does (its own remote beside it)."""
+    shutil.copytree(repro_once, folder, symlinks=True)
+    run(folder, sys.executable, "-m", "{{ cookiecutter.package_name }}", "dvc-setup")
+    return folder
+
+
+def test_repro_push_and_pull_restore_identical_data(tmp_path: Path, repro_once: Path, run) -> None:
+    project = _versioned_project(tmp_path / "project", repro_once, run)
     assert "analytics = false" in (project / ".dvc" / "config").read_text(encoding="utf-8")
     assert str(tmp_path / "remote") in (project / ".dvc" / "config.local").read_text(
         encoding="utf-8"
@@ -71,9 +77,9 @@ def _drop_last_row(path: Path) -> bytes:
 
 
 def test_a_hand_edited_raw_file_is_refused_never_replaced(
-    tmp_path: Path, make_scratch_project, run
+    tmp_path: Path, repro_once: Path, run
 ) -> None:
-    project = _versioned_project(tmp_path / "project", make_scratch_project, run)
+    project = _versioned_project(tmp_path / "project", repro_once, run)
     name = RAW[-1]
     path = project / name
     original = path.read_bytes()

@@ -101,7 +101,11 @@ def test_the_retrain_sensor_starts_one_run_per_drift_report(orchestrated) -> Non
     clean = _tick(retrain_on_alarm, orchestrated, None)
     cursor = _cursor(clean, None)
     settings = orchestrated.settings
-    run_drift_demo(settings, load_params(settings.params_file), "sudden")
+    params = load_params(settings.params_file)
+    # One batch of sudden drift is enough for an alarm (the demo's four are for a show).
+    demo = params.monitor.demo.model_copy(update={"batches": 1})
+    monitor = params.monitor.model_copy(update={"demo": demo})
+    run_drift_demo(settings, params.model_copy(update={"monitor": monitor}), "sudden")
 
     first = _tick(retrain_on_alarm, orchestrated, cursor)
     again = _tick(retrain_on_alarm, orchestrated, _cursor(first, cursor))
