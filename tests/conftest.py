@@ -19,6 +19,9 @@ TEMPLATE_DIR = Path(__file__).resolve().parents[1]
 # Where each command a test runs in a generated project appends its wall time (tab-separated:
 # seconds, project folder, command), to see where the slow tier's minutes go.
 TIMINGS = "TEMPLATE_TESTS_TIMINGS"
+# Debian's `prometheus` package has promtool; .ci/run installs it, and sets this so that a
+# missing promtool fails there instead of skipping.
+REQUIRE_PROMETHEUS = "TEMPLATE_TESTS_REQUIRE_PROMETHEUS"
 
 # Named option sets, not a blind cartesian product: the defaults, each non-default answer on its
 # own, and the smallest project. Each is rendered by the fast tier; the slow tier installs two
@@ -144,3 +147,14 @@ def bake(tmp_path: Path) -> Callable[..., BakedProject]:
         return bake_into(tmp_path, **answers)
 
     return _bake
+
+
+def prometheus_tool(name: str) -> str:
+    """The path of `name` (promtool, prometheus); skips, or fails in CI, when it is missing."""
+    found = shutil.which(name)
+    if found is None:
+        reason = f"{name} is missing: apt-get install -y prometheus"
+        if os.environ.get(REQUIRE_PROMETHEUS) == "1":
+            pytest.fail(f"{reason} ({REQUIRE_PROMETHEUS}=1)")
+        pytest.skip(reason)
+    return found

@@ -15,11 +15,13 @@ import os
 import random
 import re
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,8 +29,9 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
+import yaml
 
-from .conftest import COMBINATIONS, BakedProject, bake_into, project_env
+from .conftest import COMBINATIONS, BakedProject, bake_into, project_env, prometheus_tool
 from .images import Podman, build_args, image_store
 from .offline import external_loads
 from .workflows import PipelineRun, RunResult, github_pipeline, gitlab_pipeline
@@ -185,6 +188,41 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def scrape(project: BakedProject, target: str, folder: Path) -> dict[str, str]:
+    """What Prometheus, run with the project's deploy/prometheus configuration (its target
+    replaced by `target`, every second), reads of `up` and `model_ready`."""
+    prometheus = prometheus_tool("prometheus")
+    shipped = project.path / "deploy/prometheus"
+    config = yaml.safe_load((shipped / "prometheus.yml").read_text(encoding="utf-8"))
+    config["global"].update(scrape_interval="1s", evaluation_interval="1s")
+    for job in config["scrape_configs"]:
+        for group in job["static_configs"]:
+            group["targets"] = [target]
+    folder.mkdir()
+    (folder / "prometheus.yml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    for rules in config["rule_files"]:  # next to the configuration, as in deploy/prometheus
+        shutil.copy2(shipped / rules, folder / rules)
+    web = f"127.0.0.1:{free_port()}"
+    command = [
+        prometheus,
+        f"--config.file={folder / 'prometheus.yml'}",
+        f"--storage.tsdb.path={folder / 'data'}",
+        f"--web.listen-address={web}",
+    ]
+    values: dict[str, str] = {}
+    with process_group(command, project_env(), folder / "prometheus.log") as server:
+        for query in ('up{job="api"}', 'model_ready{job="api"}'):
+            url = f"http://{web}/api/v1/query?query={urllib.parse.quote(query)}"
+            deadline = time.monotonic() + 60
+            while query not in values and time.monotonic() < deadline:
+                result = json.loads(server.get(url))["data"]["result"]
+                if result:
+                    values[query] = result[0]["value"][1]
+                else:
+                    time.sleep(0.5)
+    return values
 
 
 class InstalledProjectChecks:
@@ -354,7 +392,8 @@ class InstalledProjectChecks:
             assert any(pipelines.retrain_call in line for line in pipelines.remote_calls())
 
     def test_serve_answers_until_stopped(self, installed: BakedProject, tmp_path: Path) -> None:
-        """`make serve` on the champion: ready within 90 s, healthy, and stopped by SIGTERM."""
+        """`make serve` on the champion: ready within 90 s, healthy, scraped by the project's
+        Prometheus configuration, and stopped by SIGTERM."""
         # Runs after test_every_other_target_runs: `make all` has made a champion.
         port = free_port()
         with running(installed, ["make", "serve"], {"PORT": str(port)}, tmp_path) as server:
@@ -363,6 +402,8 @@ class InstalledProjectChecks:
             assert ready["version"], ready  # the champion `make all` promoted
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as reply:
                 assert reply.status == 200
+            scraped = scrape(installed, f"127.0.0.1:{port}", tmp_path / "prometheus")
+            assert scraped == {'up{job="api"}': "1", 'model_ready{job="api"}': "1"}
 
     def test_notebook_opens_in_jupyterlab_offline(
         self, installed: BakedProject, tmp_path: Path

@@ -134,6 +134,20 @@ BASE_FILES = {
     "tests/serving/test_smoke.py",
     "tests/serving/test_serving_env.py",
     "tests/serving/test_uvicorn.py",
+    # the shared stack: Kubernetes, Prometheus, Grafana
+    "deploy/kubernetes/kustomization.yaml",
+    "deploy/kubernetes/configmap.yaml",
+    "deploy/kubernetes/deployment.yaml",
+    "deploy/kubernetes/service.yaml",
+    "deploy/kubernetes/hpa.yaml",
+    "deploy/kubernetes/pdb.yaml",
+    "deploy/prometheus/prometheus.yml",
+    "deploy/prometheus/alerts.yml",
+    "deploy/prometheus/alerts.test.yml",
+    "deploy/grafana/provisioning/datasources/prometheus.yml",
+    "deploy/grafana/provisioning/dashboards/dashboards.yml",
+    "deploy/grafana/dashboards/service.json",
+    "tests/serving/test_observability.py",
     # monitoring
     "src/{pkg}/monitoring/__init__.py",
     "src/{pkg}/monitoring/drift.py",
@@ -238,7 +252,7 @@ GITHUB_EXPRESSION = re.compile(r"\$\{\{.*?\}\}")
 # dbt's own Jinja, which the docs quote from the dbt project (a patch of a model, say).
 DBT_EXPRESSION = re.compile(r"\{\{\s*(ref|source|var)\(.*?\}\}")
 # Copied byte for byte (`_copy_without_render`): their braces are not the template's.
-VERBATIM = ("transform/", "docs/assets/vendor/")
+VERBATIM = ("transform/", "docs/assets/vendor/", "deploy/prometheus/", "deploy/grafana/")
 
 
 def template_leftovers(relative: str, text: str) -> list[str]:
