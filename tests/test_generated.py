@@ -44,6 +44,7 @@ COVERED_ELSEWHERE = {
     "setup": "run by the installed fixture",
     "lint": "a step of the ci pipeline: run by test_the_ci_pipeline_runs_green",
     "test": "a step of the ci pipeline: run by test_the_ci_pipeline_runs_green",
+    "test-integration": "needs a PostgreSQL: run by test_the_loop_runs_on_a_shared_tracking_server",
     "gate-report": "a step of the ci and train pipelines, run by their tests",
     "image": "a step of the ci and deploy pipelines, run by their tests",
     "image-push": "a step of the deploy pipeline: run by test_the_deploy_pipeline_...",
@@ -404,6 +405,16 @@ class InstalledProjectChecks:
                 assert reply.status == 200
             scraped = scrape(installed, f"127.0.0.1:{port}", tmp_path / "prometheus")
             assert scraped == {'up{job="api"}': "1", 'model_ready{job="api"}': "1"}
+
+    def test_the_loop_runs_on_a_shared_tracking_server(self, installed: BakedProject) -> None:
+        """`make test-integration`: an MLflow server on PostgreSQL with S3 artifacts, the loop
+        against it, the service serving its champion; never skipped here."""
+        if installed.answers != COMBINATIONS["defaults"]:
+            pytest.skip("the shared stack is the same for every option set: run on the defaults")
+        url = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+        result = installed.run("make", "test-integration", f"TEST_POSTGRES_URL={url}")
+        assert re.search(r"\d+ passed", result.stdout), result.stdout[-3000:]
+        assert not re.search(r"\d+ (failed|skipped|error)", result.stdout), result.stdout[-3000:]
 
     def test_notebook_opens_in_jupyterlab_offline(
         self, installed: BakedProject, tmp_path: Path

@@ -148,6 +148,10 @@ BASE_FILES = {
     "deploy/grafana/provisioning/dashboards/dashboards.yml",
     "deploy/grafana/dashboards/service.json",
     "tests/serving/test_observability.py",
+    "tests/processes.py",
+    "tests/integration/conftest.py",
+    "tests/integration/shared_stack.py",
+    "tests/integration/test_shared_tracking.py",
     # monitoring
     "src/{pkg}/monitoring/__init__.py",
     "src/{pkg}/monitoring/drift.py",

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -21,12 +22,18 @@ SOURCE = load_params(PROJECT_DIR / "params.yaml").data.source
 SMALL = {"n_customers": 400, "n_sales": 4_000}
 
 
-def run_in(project: Path, *command: str, code: int = 0) -> str:
-    """Run `command` in `project` as a user would; assert its exit code; return its output."""
+def run_in(
+    project: Path, *command: str, code: int = 0, settings: Mapping[str, str] | None = None
+) -> str:
+    """Run `command` in `project` as a user would; assert its exit code; return its output.
+
+    `settings` are environment variables on top of this process's (MLFLOW_TRACKING_URI, say).
+    """
     env = {key: value for key, value in os.environ.items() if key != "PROJECT_DIR"}
     # DVC stages call `python -m <package>`: this test's interpreter, first on PATH.
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["DATA_REMOTE"] = str(project.parent / "remote")
+    env.update(settings or {})
     result = subprocess.run(
         command, cwd=project, env=env, capture_output=True, text=True, check=False
     )

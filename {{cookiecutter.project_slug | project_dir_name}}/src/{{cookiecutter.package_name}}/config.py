@@ -40,6 +40,9 @@ TELEMETRY_OFF = {
 }
 
 
+# A tracking server (`mlflow server`) rather than a store the process opens itself.
+TRACKING_SERVER_SCHEMES = ("http://", "https://")
+
 # Example values that must never reach a shared environment (see the Settings validator).
 PLACEHOLDER_SECRETS = frozenset({"changethis", "changeme", "change-me", "secret", "password"})
 
@@ -85,10 +88,12 @@ class Settings(BaseSettings):
     data_remote: str = ""
 
     # MLflow: tracking store and model registry. Empty means the embedded default, a SQLite file
-    # in the project; production sets the tracking server's URL. Artifacts of the runs the project
-    # creates go to `mlflow_artifact_root` (a folder in the project, or s3://, gs://...).
+    # in the project; production sets the tracking server's URL. Artifacts of the experiments the
+    # project creates go to `mlflow_artifact_root`: a folder or an s3://, gs://... URI; empty means
+    # `mlartifacts/` in the project with the embedded store, and the server's own artifact store
+    # with a tracking server (never a path on the laptop that created the experiment).
     mlflow_tracking_uri: str = ""
-    mlflow_artifact_root: str = "mlartifacts"
+    mlflow_artifact_root: str = ""
     mlflow_experiment: str = ""
     model_name: str = Field(default_factory=lambda: _PACKAGE)
 
@@ -138,9 +143,16 @@ class Settings(BaseSettings):
     @field_validator("mlflow_artifact_root", mode="after")
     @classmethod
     def _anchor_artifact_root(cls, location: str, info: ValidationInfo) -> str:
-        """A plain path is a folder in the project; a URI (``s3://...``) is kept as given."""
+        """A plain path is a folder in the project; a URI (``s3://...``) is kept as given.
+
+        Empty is ``mlartifacts/`` with a local store, and stays empty (the server's) with a server.
+        """
         if "://" in location:
             return location
+        if not location:
+            if info.data["mlflow_tracking_uri"].startswith(TRACKING_SERVER_SCHEMES):
+                return ""
+            location = "mlartifacts"
         path = Path(location)
         return (path if path.is_absolute() else info.data["project_dir"] / path).as_uri()
 

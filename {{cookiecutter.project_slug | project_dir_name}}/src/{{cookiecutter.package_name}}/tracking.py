@@ -2,7 +2,8 @@
 
 The tracking store and the registry are the same URI (``MLFLOW_TRACKING_URI``; a SQLite file in the
 project by default). Artifacts of the experiments this project creates go under
-``MLFLOW_ARTIFACT_ROOT`` (``mlartifacts/`` in the project by default).
+``MLFLOW_ARTIFACT_ROOT`` (by default ``mlartifacts/`` in the project, or the tracking server's own
+artifact store when the URI is a server).
 """
 
 from __future__ import annotations
@@ -135,20 +136,20 @@ def run_artifact_text(client: MlflowClient, run_id: str, path: str) -> str:
 
 
 def ensure_experiment(client: MlflowClient, settings: Settings) -> str:
-    """The id of the project's experiment, created with its artifacts inside the project."""
+    """The id of the project's experiment, created where its artifacts belong.
+
+    That is ``MLFLOW_ARTIFACT_ROOT``; with a tracking server and no root set, the server's own.
+    """
     experiment = client.get_experiment_by_name(settings.experiment_name)
     if experiment is not None:
         return str(experiment.experiment_id)
+    root = settings.mlflow_artifact_root
     logger.info(
         "Creating experiment %r (artifacts in %s)",
         settings.experiment_name,
-        settings.mlflow_artifact_root,
+        root or "the tracking server's artifact store",
     )
-    return str(
-        client.create_experiment(
-            settings.experiment_name, artifact_location=settings.mlflow_artifact_root
-        )
-    )
+    return str(client.create_experiment(settings.experiment_name, artifact_location=root or None))
 
 
 def pip_requirements() -> list[str]:

@@ -128,6 +128,13 @@ def test_mlflow_settings_default_to_the_project(tmp_path: Path) -> None:
     assert settings.experiment_name == settings.model_name
     remote = Settings(project_dir=tmp_path, mlflow_artifact_root="s3://bucket/mlflow")
     assert remote.mlflow_artifact_root == "s3://bucket/mlflow"
+    # With a tracking server, the server's artifact store, never a folder on this machine.
+    server = Settings(project_dir=tmp_path, mlflow_tracking_uri="http://mlflow:5000")
+    assert server.mlflow_artifact_root == ""
+    chosen = Settings(
+        project_dir=tmp_path, mlflow_tracking_uri="http://mlflow:5000", mlflow_artifact_root="a"
+    )
+    assert chosen.mlflow_artifact_root == (tmp_path.resolve() / "a").as_uri()
 
 
 def test_directional_expectations_become_monotonic_constraints(params: Params) -> None:

@@ -2,14 +2,12 @@
 
 import json
 import os
-import signal
-import socket
-import subprocess
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
+from processes import free_port, started
 
 from {{ cookiecutter.package_name }}.contract import find_contract_model
 
@@ -17,12 +15,6 @@ pytestmark = pytest.mark.slow
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 QUERY = "{ assetNodes { assetKey { path } } }"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _asset_keys(base: str) -> list[str]:
@@ -37,22 +29,13 @@ def _asset_keys(base: str) -> list[str]:
 
 
 def test_the_ui_starts_and_shows_the_asset_graph(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {key: value for key, value in os.environ.items() if key != "VIRTUAL_ENV"}
     env |= {"DAGSTER_PORT": str(port), "DAGSTER_HOME": str(tmp_path)}
     log = tmp_path / "dagster.log"
-    # Its own process group: `dagster dev` starts several processes and must go down whole.
-    with log.open("w", encoding="utf-8") as output:
-        server = subprocess.Popen(
-            ["make", "dagster"],
-            cwd=PROJECT_DIR,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
+    # `dagster dev` starts several processes: `started` stops its whole group.
+    with started(["make", "dagster"], env, log, cwd=PROJECT_DIR) as server:
         keys: list[str] = []
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline and server.poll() is None:
@@ -67,10 +50,3 @@ def test_the_ui_starts_and_shows_the_asset_graph(tmp_path: Path) -> None:
         with urllib.request.urlopen(f"{base}/asset-groups", timeout=10) as page:  # noqa: S310
             assert page.status == 200
             assert "<html" in page.read().decode().lower()
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()

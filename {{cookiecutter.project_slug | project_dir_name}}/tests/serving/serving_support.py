@@ -7,12 +7,7 @@ champion, v2 (another estimator) the challenger.
 
 import contextlib
 import json
-import os
 import shutil
-import signal
-import socket
-import subprocess
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -24,6 +19,7 @@ import duckdb
 import mlflow
 import numpy as np
 import pandas as pd
+from processes import free_port, started, wait_until_ok
 
 import {{ cookiecutter.package_name }} as package
 from {{ cookiecutter.package_name }}.config import Settings
@@ -209,12 +205,6 @@ def bounded_features(contract: FeatureContract) -> list[tuple[str, float, str]]:
     return outside
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def call(url: str, body: object | None = None) -> tuple[int, dict, Message]:
     """POST `body` as JSON (or GET without one); the status, the JSON answer and the headers."""
     data = None if body is None else json.dumps(body).encode("utf-8")
@@ -232,29 +222,8 @@ def call(url: str, body: object | None = None) -> tuple[int, dict, Message]:
 def serving(python: str, env: dict[str, str], log_file: Path, timeout: float = 60) -> Iterator[str]:
     """`<python> -m <package> serve` in its own process group; its base URL once /ready is 200."""
     port = free_port()
-    with log_file.open("wb") as output:
-        process = subprocess.Popen(
-            [python, "-m", package.__name__, "serve", "--port", str(port)],
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: the workers stop with it
-        )
+    command = [python, "-m", package.__name__, "serve", "--port", str(port)]
     base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            assert process.poll() is None, log_file.read_text(encoding="utf-8")
-            with contextlib.suppress(OSError):
-                if call(f"{base}/ready")[0] == 200:
-                    break
-            assert time.monotonic() < deadline, f"not ready in {timeout:.0f} s"
-            time.sleep(0.2)
+    with started(command, env, log_file) as process:
+        wait_until_ok(f"{base}/ready", process, log_file, timeout)
         yield base
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
