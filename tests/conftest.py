@@ -111,6 +111,9 @@ def project_env() -> dict[str, str]:
         )
     # Offline discipline for the tests: never download a Python build.
     env["UV_PYTHON_DOWNLOADS"] = "never"
+    # Two slow-tier workers share two cores: an OpenMP thread per core in each project's process
+    # (scikit-learn's trees) oversubscribes them, and the spin-waits double the wall time.
+    env.setdefault("OMP_NUM_THREADS", "1")
     # Machines with pyenv (CI's included) expose only the global version through its shims; make
     # every installed version visible, as `pyenv global 3.11 3.12` would, so uv can find 3.12.
     if shutil.which("pyenv"):
