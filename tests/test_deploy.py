@@ -29,13 +29,18 @@ def baked(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     return bake_into(tmp_path_factory.mktemp(request.param), **COMBINATIONS[request.param])
 
 
+def kustomization(project: BakedProject) -> dict[str, Any]:
+    """deploy/kubernetes/kustomization.yaml, parsed."""
+    text = (project.path / KUBERNETES / "kustomization.yaml").read_text(encoding="utf-8")
+    return dict(yaml.safe_load(text))
+
+
 def manifests(project: BakedProject) -> dict[str, dict[str, Any]]:
     """The resources kustomization.yaml lists, by kind."""
     folder = project.path / KUBERNETES
-    kustomization = yaml.safe_load((folder / "kustomization.yaml").read_text(encoding="utf-8"))
     documents = [
         yaml.safe_load((folder / name).read_text(encoding="utf-8"))
-        for name in kustomization["resources"]
+        for name in kustomization(project)["resources"]
     ]
     return {document["kind"]: document for document in documents}
 
@@ -44,9 +49,8 @@ def test_kustomize_lists_every_manifest_and_each_is_valid_kubernetes(
     baked: BakedProject,
 ) -> None:
     folder = baked.path / KUBERNETES
-    kustomization = yaml.safe_load((folder / "kustomization.yaml").read_text(encoding="utf-8"))
     files = {path.name for path in folder.glob("*.yaml")} - {"kustomization.yaml"}
-    assert set(kustomization["resources"]) == files
+    assert set(kustomization(baked)["resources"]) == files
     validated = subprocess.run(
         [KUBERNETES_VALIDATE, "--strict", *(str(folder / name) for name in sorted(files))],
         capture_output=True,
@@ -106,10 +110,7 @@ def test_the_deployment_probes_the_service_and_the_rest_points_at_it(
     assert "PREDICTION_LOG_DIR=/app/predictions" in dockerfile
     assert "/app/predictions" in mounts
     # Kustomize's image override names the container's image.
-    kustomization = yaml.safe_load(
-        (baked.path / KUBERNETES / "kustomization.yaml").read_text(encoding="utf-8")
-    )
-    assert [image["name"] for image in kustomization["images"]] == [api["image"]]
+    assert [image["name"] for image in kustomization(baked)["images"]] == [api["image"]]
     # The Service and the budget select the pods; the autoscaler scales the Deployment.
     labels = pod["metadata"]["labels"]
     assert service["spec"]["selector"].items() <= labels.items()

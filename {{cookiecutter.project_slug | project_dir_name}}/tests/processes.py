@@ -1,8 +1,9 @@
 """Processes the tests start and stop: servers on a free port of 127.0.0.1, in a group of their own.
 
 Imported by the serving, orchestration and integration tests (pytest puts tests/ on the import
-path). A server here (uvicorn and its workers, `dagster dev`, `mlflow server`) starts processes
-of its own, so each runs in a new process group and is stopped whole, never left behind.
+path); `serving` is the project's own `serve` command on a free port. A server here (uvicorn and
+its workers, `dagster dev`, `mlflow server`) starts processes of its own, so each runs in a new
+process group and is stopped whole, never left behind.
 """
 
 import contextlib
@@ -17,6 +18,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
+
+import {{ cookiecutter.package_name }} as package
 
 
 def free_port() -> int:
@@ -69,3 +72,14 @@ def wait_until_ok(
         if process.poll() is not None or time.monotonic() > deadline:
             pytest.fail(f"{url} did not answer 200:\n{log.read_text(encoding='utf-8')[-4000:]}")
         time.sleep(0.3)
+
+
+@contextlib.contextmanager
+def serving(python: str, env: dict[str, str], log_file: Path, timeout: float = 60) -> Iterator[str]:
+    """`<python> -m <package> serve` in its own process group; its base URL once /ready is 200."""
+    port = free_port()
+    command = [python, "-m", package.__name__, "serve", "--port", str(port)]
+    base = f"http://127.0.0.1:{port}"
+    with started(command, env, log_file) as process:
+        wait_until_ok(f"{base}/ready", process, log_file, timeout)
+        yield base

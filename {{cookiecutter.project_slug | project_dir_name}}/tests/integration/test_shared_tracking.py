@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
-from processes import free_port, started, wait_until_ok
+from processes import serving
 from scratch import run_in, scratch_project
 from shared_stack import S3Endpoint
 
@@ -58,18 +58,11 @@ def test_the_registry_lives_in_postgresql_and_the_models_in_s3(
 def test_the_service_loads_the_champion_from_the_server_and_answers(
     trained_on_the_server: Path, tracking_server: str, tmp_path: Path
 ) -> None:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
     settings = {
         "MLFLOW_TRACKING_URI": tracking_server,
-        "PORT": str(port),
         "PROJECT_DIR": str(trained_on_the_server),
         "PREDICTION_LOG_DIR": str(tmp_path / "log"),
     }
-    log = tmp_path / "serve.log"
-    with started(
-        [sys.executable, "-m", PACKAGE, "serve"], {**os.environ, **settings}, log
-    ) as process:
-        wait_until_ok(f"{url}/ready", process, log)
+    with serving(sys.executable, {**os.environ, **settings}, tmp_path / "serve.log") as url:
         checked = run_in(trained_on_the_server, sys.executable, "-m", PACKAGE, "smoke-test", url)
     assert "smoke checks passed" in checked

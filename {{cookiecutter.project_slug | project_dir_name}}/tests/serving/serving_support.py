@@ -5,12 +5,10 @@ trained on synthetic rows that follow the project's own contract (transform/mode
 champion, v2 (another estimator) the challenger.
 """
 
-import contextlib
 import json
 import shutil
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass
 from email.message import Message
 from pathlib import Path
@@ -19,9 +17,7 @@ import duckdb
 import mlflow
 import numpy as np
 import pandas as pd
-from processes import free_port, started, wait_until_ok
 
-import {{ cookiecutter.package_name }} as package
 from {{ cookiecutter.package_name }}.config import Settings
 from {{ cookiecutter.package_name }}.contract import FeatureContract, load_contract
 from {{ cookiecutter.package_name }}.params import load_params
@@ -216,14 +212,3 @@ def call(url: str, body: object | None = None) -> tuple[int, dict, Message]:
             return response.status, json.loads(response.read()), response.headers
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read()), error.headers
-
-
-@contextlib.contextmanager
-def serving(python: str, env: dict[str, str], log_file: Path, timeout: float = 60) -> Iterator[str]:
-    """`<python> -m <package> serve` in its own process group; its base URL once /ready is 200."""
-    port = free_port()
-    command = [python, "-m", package.__name__, "serve", "--port", str(port)]
-    base = f"http://127.0.0.1:{port}"
-    with started(command, env, log_file) as process:
-        wait_until_ok(f"{base}/ready", process, log_file, timeout)
-        yield base

@@ -11,7 +11,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from serving_support import PROJECT_DIR, Registry, a_record, call, serving, settings_for
+from processes import serving
+from serving_support import PROJECT_DIR, Registry, a_record, call, settings_for
 
 from {{ cookiecutter.package_name }}.registry import CHAMPION
 from {{ cookiecutter.package_name }}.serving.loader import export_bundle

@@ -6,7 +6,8 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from serving_support import Registry, free_port, serving
+from processes import free_port, serving
+from serving_support import Registry
 
 from {{ cookiecutter.package_name }}.contract import FeatureContract
 from {{ cookiecutter.package_name }}.smoke import Service, SmokeTestFailedError, smoke_test

@@ -3,7 +3,8 @@
 import os
 import sys
 
-from serving_support import Registry, a_record, call, serving
+from processes import serving
+from serving_support import Registry, a_record, call
 
 
 def test_served_by_uvicorn_over_http(registry: Registry, tmp_path) -> None:
