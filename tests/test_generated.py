@@ -264,16 +264,18 @@ class InstalledProjectChecks:
         print(timings(result))  # noqa: T201 (shown with -s: the figures of docs/benchmarks.md)
 
     def test_the_deploy_targets_name_what_is_missing(self, installed: BakedProject) -> None:
-        """Unset, the platform's settings stop `make` with exit 2, the name and an example."""
-        unset = {"DEPLOY_COMMAND": "", "ROLLBACK_COMMAND": "", "IMAGE_REGISTRY": ""}
+        """Unset, the platform's settings (and the integration tests' PostgreSQL) stop `make`
+        with exit 2, the name and an example."""
+        unset = ("DEPLOY_COMMAND", "ROLLBACK_COMMAND", "IMAGE_REGISTRY", "TEST_POSTGRES_URL")
         for target, named, example in (
             ("deploy", "DEPLOY_COMMAND is not set", "kubectl -n"),
             ("deploy-rollback", "ROLLBACK_COMMAND is not set", "rollout undo"),
             ("image-push", "IMAGE_REGISTRY is not set", "IMAGE_REGISTRY=ghcr.io/"),
             ("smoke-test", "SERVICE_URL is not set", "SERVICE_URL=http://127.0.0.1:8000"),
+            ("test-integration", "TEST_POSTGRES_URL is not set", "TEST_POSTGRES_URL=postgresql://"),
         ):
             refused = installed.run(
-                "env", *(f"{k}={v}" for k, v in unset.items()), "make", target, check=False
+                "env", *(f"{name}=" for name in unset), "make", target, check=False
             )
             assert refused.returncode == 2, (target, refused.stdout, refused.stderr)
             assert named in refused.stderr
