@@ -23,6 +23,10 @@ LICENSES = ("MIT", "Apache-2.0", "BSD-3-Clause", "Proprietary")
 
 # Every rule lives here once: (field, pattern, what it means, a valid example).
 SLUG_PATTERN = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
+# The slug names Kubernetes objects, most with a prefix or a suffix, and a Service's name is at
+# most 63 characters: the longest is the Dagster chart's code server, released as `dagster`,
+# `dagster-dagster-user-deployments-<slug>` (tests/test_deploy.py checks them all at this length).
+MAX_SLUG_LENGTH = 30
 PACKAGE_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 EMAIL_PATTERN = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$")
 
@@ -87,6 +91,15 @@ def _check_slug(slug: str) -> list[AnswerError]:
                 "project_slug",
                 f"{slug!r} must start with a lowercase letter and hold only lowercase letters, "
                 "digits and single hyphens between them",
+                example,
+            )
+        ]
+    if len(slug) > MAX_SLUG_LENGTH:
+        return [
+            AnswerError(
+                "project_slug",
+                f"{slug!r} is {len(slug)} characters, more than {MAX_SLUG_LENGTH}: it names the "
+                "Kubernetes objects of deploy/, whose names are limited",
                 example,
             )
         ]
