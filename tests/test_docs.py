@@ -189,6 +189,7 @@ MADE_AT_RUN_TIME = {
     "monitoring/reference.json": "an artifact of each MLflow training run",
     "path/to/*": "a placeholder for the template's folder",
     "reports": "the steps' reports, written by the loop",
+    "reports/*": "the steps' reports, written by the loop",
     "site": "written by `make docs`",
     "site/*": "written by `make docs`",
     "transform/models/marts/features.*": "written by `make adopt`",

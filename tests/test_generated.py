@@ -44,7 +44,7 @@ COVERED_ELSEWHERE = {
     "setup": "run by the installed fixture",
     "lint": "a step of the ci pipeline: run by test_the_ci_pipeline_runs_green",
     "test": "a step of the ci pipeline: run by test_the_ci_pipeline_runs_green",
-    "test-integration": "needs a PostgreSQL: run by test_the_loop_runs_on_a_shared_tracking_server",
+    "test-integration": "needs a PostgreSQL: run by test_the_loop_runs_on_the_shared_stack",
     "gate-report": "a step of the ci and train pipelines, run by their tests",
     "image": "a step of the ci and deploy pipelines, run by their tests",
     "image-push": "a step of the deploy pipeline: run by test_the_deploy_pipeline_...",
@@ -67,7 +67,10 @@ COVERED_ELSEWHERE = {
 # Any other skip fails the slow tier: a test that skips here checks nothing, and says nothing.
 ALLOWED_SKIPS: dict[str, str] = {}
 # Arguments that keep a smoke run short; the target itself is the one a user types.
-SMOKE_ARGS = {"bench-serve": ["BENCH_ARGS=--seconds 1 --connections 8"]}
+SMOKE_ARGS = {
+    "bench-serve": ["BENCH_ARGS=--seconds 1 --connections 8"],
+    "bench-score": ["BENCH_ARGS=--rows 2000 --runs 1"],
+}
 
 
 @pytest.fixture(scope="class")
@@ -408,9 +411,10 @@ class InstalledProjectChecks:
             scraped = scrape(installed, f"127.0.0.1:{port}", tmp_path / "prometheus")
             assert scraped == {'up{job="api"}': "1", 'model_ready{job="api"}': "1"}
 
-    def test_the_loop_runs_on_a_shared_tracking_server(self, installed: BakedProject) -> None:
-        """`make test-integration`: an MLflow server on PostgreSQL with S3 artifacts, the loop
-        against it, the service serving its champion; never skipped here."""
+    def test_the_loop_runs_on_the_shared_stack(self, installed: BakedProject) -> None:
+        """`make test-integration`, never skipped here: on staging, dbt on PostgreSQL, an MLflow
+        server on PostgreSQL with S3 artifacts, DVC on S3, the service serving the server's
+        champion, Dagster with its storage on PostgreSQL."""
         if installed.answers != COMBINATIONS["defaults"]:
             pytest.skip("the shared stack is the same for every option set: run on the defaults")
         url = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")

@@ -147,11 +147,18 @@ BASE_FILES = {
     "deploy/grafana/provisioning/datasources/prometheus.yml",
     "deploy/grafana/provisioning/dashboards/dashboards.yml",
     "deploy/grafana/dashboards/service.json",
+    "docker-compose.yml",
+    "deploy/postgres/init-databases.sql",
+    "deploy/dagster/workspace.yaml",
+    "deploy/dagster/values.yaml",
+    "deploy/dagster/dagster.yaml",
+    "deploy/kubernetes/cronjob.yaml",
+    "deploy/kubernetes/pvc.yaml",
     "tests/serving/test_observability.py",
     "tests/processes.py",
     "tests/integration/conftest.py",
     "tests/integration/shared_stack.py",
-    "tests/integration/test_shared_tracking.py",
+    "tests/integration/test_shared_stack.py",
     # monitoring
     "src/{pkg}/monitoring/__init__.py",
     "src/{pkg}/monitoring/drift.py",
@@ -194,6 +201,7 @@ BASE_FILES = {
     "docs/api.md",
     "docs/experiments.md",
     "docs/orchestration.md",
+    "docs/shared-stack.md",
     "docs/runbook.md",
     "docs/model-cards/index.md",
     "docs/assets/vendor/mermaid/mermaid.min.js",
@@ -205,9 +213,15 @@ BASE_FILES = {
     "src/{pkg}/documentation/model_card.py",
     "src/{pkg}/documentation/pages.py",
     "tests/unit/test_governance.py",
+    "tests/unit/test_provenance.py",
     "tests/unit/test_docs_pages.py",
     "tests/model/test_model_card.py",
     "tests/serving/test_api_example.py",
+    # batch scoring on Spark (SCORING_ENGINE=spark)
+    "src/{pkg}/spark_scoring.py",
+    "tests/unit/test_scoring_engine.py",
+    "tests/integration/test_spark_scoring.py",
+    "benchmarks/bench_scoring.py",
 }
 WORKFLOWS = ("ci", "train", "deploy", "monitor")
 CI_FILES = {

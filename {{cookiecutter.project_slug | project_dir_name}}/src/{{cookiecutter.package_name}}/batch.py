@@ -10,8 +10,12 @@ re-run replaces them and a failure leaves the table as it was (created in the sa
 the first run). The same predictions go to the prediction log (``source = 'batch'``, one file per
 run date, replaced on a re-run), where the monitoring step reads them alongside the service's.
 
-Scoring uses the pipeline on DataFrame chunks (the fast path only pays off per request) with all
-the CPU threads scikit-learn wants; the database is opened only for the short write.
+The engine is configuration (``SCORING_ENGINE`` in the settings): ``pandas``, the default,
+scores with the pipeline on DataFrame chunks in this process (the fast path only pays off per
+request) with all the CPU threads scikit-learn wants; ``SCORING_ENGINE=spark`` scores with the
+champion as ``mlflow.pyfunc.spark_udf`` on ``SPARK_MASTER`` (:mod:`.spark_scoring`). Both read the
+same rows and hand the same labels and scores to the same writers. The database is opened only
+for the short write.
 """
 
 from __future__ import annotations
@@ -56,6 +60,7 @@ class ScoringResult:
     table: str
     log_file: str | None
     seconds: float
+    engine: str
 
 
 def score_chunks(
@@ -70,20 +75,28 @@ def score_chunks(
         The predicted labels, the positive-class scores and the milliseconds spent per row.
     """
     started = time.perf_counter()
-    classes = tuple(str(label) for label in model.pipeline.classes_)
-    positive = classes.index(model.positive_class)
     features = table[model.contract.feature_columns]
     labels: list[str] = []
     scores: list[np.ndarray] = []
     for start in range(0, len(features), chunk_rows):
         chunk = features.iloc[start : start + chunk_rows]
-        probabilities = np.asarray(model.pipeline.predict_proba(chunk))
-        labels.extend(classes[index] for index in probabilities.argmax(axis=1))
-        scores.append(probabilities[:, positive])
+        chunk_labels, chunk_scores = decide(model, np.asarray(model.pipeline.predict_proba(chunk)))
+        labels.extend(chunk_labels)
+        scores.append(chunk_scores)
         if on_chunk is not None:
             on_chunk(len(chunk))
     per_row_ms = (time.perf_counter() - started) * 1000 / max(len(table), 1)
     return labels, np.concatenate(scores) if scores else np.empty(0), per_row_ms
+
+
+def decide(model: RegisteredModel, probabilities: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """Labels and positive-class scores from `probabilities` (one column per class, in order).
+
+    The label is the most probable class (the first of equals, as numpy's ``argmax`` picks it).
+    """
+    classes = tuple(str(label) for label in model.pipeline.classes_)
+    labels = [classes[index] for index in probabilities.argmax(axis=1)]
+    return labels, probabilities[:, classes.index(model.positive_class)]
 
 
 def predictions_frame(
@@ -172,17 +185,22 @@ def run_scoring(
     Args:
         settings: Where the registry, the warehouse and the log are.
         run_date: The date the run is for (default: today, UTC); its rows are replaced.
-        chunk_rows: Rows scored per pipeline call.
-        progress: Called with the number of rows after each chunk (the progress bar).
+        chunk_rows: Rows scored per pipeline call (per Arrow batch on Spark).
+        progress: Called with the number of rows scored, after each chunk (the progress bar).
         on_total: Called once with the number of rows to score.
 
     Raises:
+        ConfigError: when Spark is chosen without pyspark.
         ScoringError: when there is no champion, no feature table, or the write fails.
     """
     from .data.warehouse import WarehouseError, load_feature_table
     from .prediction_log import log_batch
     from .registry import CHAMPION, ModelUnavailableError, fetch_registered
 
+    if settings.scoring_engine == "spark":
+        from .spark_scoring import require_pyspark
+
+        require_pyspark()  # before any work: a missing extra is a setup step, not a failed run
     started = time.perf_counter()
     scored_at = datetime.now(tz=UTC).replace(tzinfo=None)
     run_date = run_date or scored_at.date()
@@ -205,8 +223,16 @@ def run_scoring(
             table=PREDICTIONS_TABLE,
             log_file=None,
             seconds=time.perf_counter() - started,
+            engine=settings.scoring_engine_name,
         )
-    labels, scores, per_row_ms = score_chunks(model, table, chunk_rows, on_chunk=progress)
+    if settings.scoring_engine == "spark":
+        from .spark_scoring import score_on_spark
+
+        labels, scores, per_row_ms = score_on_spark(model, table, settings.spark_master, chunk_rows)
+        if progress is not None:
+            progress(len(table))
+    else:
+        labels, scores, per_row_ms = score_chunks(model, table, chunk_rows, on_chunk=progress)
     frame = predictions_frame(
         table,
         contract,
@@ -235,11 +261,12 @@ def run_scoring(
         log_file = str(written) if written else None
     seconds = time.perf_counter() - started
     logger.info(
-        "Scored %d rows with %s v%s for %s in %.1f s",
+        "Scored %d rows with %s v%s for %s on %s in %.1f s",
         len(table),
         model.name,
         model.version,
         run_date,
+        settings.scoring_engine_name,
         seconds,
     )
     return ScoringResult(
@@ -250,4 +277,5 @@ def run_scoring(
         table=PREDICTIONS_TABLE,
         log_file=log_file,
         seconds=seconds,
+        engine=settings.scoring_engine_name,
     )

@@ -15,7 +15,7 @@ import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
@@ -33,6 +33,12 @@ app = typer.Typer(
 logger = logging.getLogger(__name__)
 
 
+def fail(error: StepError) -> NoReturn:
+    """End the command: `error`'s message on stderr, its exit code."""
+    typer.secho(f"error: {error}", err=True, fg=typer.colors.RED)
+    raise typer.Exit(error.exit_code) from None
+
+
 def step(command: Callable[..., None]) -> Callable[..., None]:
     """Run `command`; a :class:`StepError` becomes its message on stderr and its exit code."""
 
@@ -41,8 +47,7 @@ def step(command: Callable[..., None]) -> Callable[..., None]:
         try:
             command(*args, **kwargs)
         except StepError as error:
-            typer.secho(f"error: {error}", err=True, fg=typer.colors.RED)
-            raise typer.Exit(error.exit_code) from None
+            fail(error)
 
     return run
 
@@ -51,9 +56,13 @@ def step(command: Callable[..., None]) -> Callable[..., None]:
 def main(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at DEBUG level.")] = False,
 ) -> None:
-    """Configure logging and switch telemetry off before any step runs."""
+    """Check the settings, configure logging and switch telemetry off before any step runs."""
     disable_telemetry()
-    configure_logging("DEBUG" if verbose else get_settings().log_level)
+    try:
+        settings = get_settings()
+    except ConfigError as error:
+        fail(error)
+    configure_logging("DEBUG" if verbose else settings.log_level)
 
 
 @app.command()
@@ -132,13 +141,13 @@ def dvc_setup() -> None:
     typer.echo(f"DVC remote: {setup_dvc(get_settings())}")
 
 
-@app.command("check-raw")
+@app.command("pre-repro")
 @step
-def check_raw() -> None:
-    """Refuse when a raw table DVC would restore was edited by hand (Make runs it before DVC)."""
-    from .data.versioning import refuse_edited_outputs
+def pre_repro() -> None:
+    """Before `dvc repro` (Make runs it): refuse hand-edited raw data, pin the warehouse."""
+    from .data.versioning import prepare_repro
 
-    refuse_edited_outputs(get_settings())
+    prepare_repro(get_settings())
 
 
 @app.command()
@@ -458,7 +467,7 @@ def score(
         return
     typer.echo(
         f"scored {result.rows} rows with {result.model_name} v{result.model_version} into "
-        f"{result.table} (run date {result.run_date}) in {result.seconds:.1f} s"
+        f"{result.table} (run date {result.run_date}) on {result.engine} in {result.seconds:.1f} s"
     )
 
 

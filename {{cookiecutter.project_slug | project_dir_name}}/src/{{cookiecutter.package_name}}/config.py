@@ -9,6 +9,7 @@ validation bounds, model and gate thresholds, in ``params.yaml`` so that DVC can
 from __future__ import annotations
 
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -16,6 +17,7 @@ from typing import Annotated, Literal
 from pydantic import (
     Field,
     SecretStr,
+    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -45,6 +47,8 @@ TRACKING_SERVER_SCHEMES = ("http://", "https://")
 
 # Example values that must never reach a shared environment (see the Settings validator).
 PLACEHOLDER_SECRETS = frozenset({"changethis", "changeme", "change-me", "secret", "password"})
+# The master URLs Spark 4 accepts: local threads, a standalone cluster, Kubernetes, YARN.
+SPARK_MASTER_PATTERN = re.compile(r"local(\[(\*|[1-9]\d*)(,[1-9]\d*)?\])?|(spark|k8s)://\S+|yarn")
 
 
 class ConfigError(StepError, ValueError):
@@ -115,6 +119,12 @@ class Settings(BaseSettings):
     serving_canary_fraction: Annotated[float, Field(ge=0, le=1)] = 0.0  # share to the challenger
     prediction_log_enabled: bool = True
 
+    # Batch scoring's engine (`make score`): pandas in the step's process, or spark
+    # (`make setup EXTRAS=spark`, a Java runtime 17 or 21) on SPARK_MASTER: local[*] is every core
+    # of this machine; spark://HOST:PORT, k8s://HOST:PORT or yarn a cluster.
+    scoring_engine: Literal["pandas", "spark"] = "pandas"
+    spark_master: str = "local[*]"
+
     @field_validator("project_dir", mode="after")
     @classmethod
     def _resolve_project_dir(cls, path: Path) -> Path:
@@ -138,7 +148,7 @@ class Settings(BaseSettings):
     @field_validator("mlflow_tracking_uri", mode="after")
     @classmethod
     def _default_tracking_uri(cls, uri: str, info: ValidationInfo) -> str:
-        return uri or f"sqlite:///{info.data['project_dir'] / 'mlflow.db'}"
+        return uri or embedded_tracking_uri(info.data["project_dir"])
 
     @field_validator("mlflow_artifact_root", mode="after")
     @classmethod
@@ -156,6 +166,17 @@ class Settings(BaseSettings):
         path = Path(location)
         return (path if path.is_absolute() else info.data["project_dir"] / path).as_uri()
 
+    @field_validator("spark_master", mode="after")
+    @classmethod
+    def _a_spark_master_url(cls, master: str) -> str:
+        """A typo fails here, not as a stack trace from the JVM."""
+        if not SPARK_MASTER_PATTERN.fullmatch(master):
+            raise ValueError(
+                "not a Spark master URL; expected local[*], local[N], spark://HOST:PORT, "
+                "k8s://HOST:PORT or yarn"
+            )
+        return master
+
     @model_validator(mode="after")
     def _no_placeholder_secrets_outside_local(self) -> Settings:
         """A copied example value (``changethis``) is a leaked secret everywhere but a laptop."""
@@ -168,6 +189,18 @@ class Settings(BaseSettings):
                         f"ENVIRONMENT={self.environment}"
                     )
         return self
+
+    @property
+    def scoring_engine_name(self) -> str:
+        """The scoring engine as a reader wants it named: ``pandas``, or ``spark (<master>)``."""
+        if self.scoring_engine == "spark":
+            return f"spark ({self.spark_master})"
+        return self.scoring_engine
+
+    @property
+    def tracking_store_is_embedded(self) -> bool:
+        """Whether MLflow is the project's own SQLite file (``MLFLOW_TRACKING_URI`` unset)."""
+        return self.mlflow_tracking_uri == embedded_tracking_uri(self.project_dir)
 
     @property
     def experiment_name(self) -> str:
@@ -191,10 +224,39 @@ class Settings(BaseSettings):
         return str(Path.home() / ".cache" / "dvc-remotes" / self.project_dir.name)
 
 
+def embedded_tracking_uri(project_dir: Path) -> str:
+    """The tracking store when none is set: a SQLite file in the project, for one laptop."""
+    return f"sqlite:///{project_dir / 'mlflow.db'}"
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """The process's settings, read once."""
-    return Settings()
+    """The process's settings, read once.
+
+    Raises:
+        ConfigError: one line per refused setting, named as its environment variable (a
+            secret's value is never shown).
+    """
+    try:
+        return Settings()
+    except ValidationError as error:
+        raise settings_error(error) from None
+
+
+def settings_error(error: ValidationError) -> ConfigError:
+    """`error` of :class:`Settings` as the variables a user sets, one problem after another."""
+    problems = []
+    for issue in error.errors():
+        reason = issue.get("ctx", {}).get("error", issue["msg"])
+        if not issue["loc"]:  # a check across fields: its message names them
+            problems.append(str(reason))
+            continue
+        name = str(issue["loc"][0])
+        field = Settings.model_fields.get(name)
+        secret = field is not None and field.annotation is SecretStr
+        value = "<hidden>" if secret else repr(issue["input"])
+        problems.append(f"{name.upper()}={value}: {reason}")
+    return ConfigError("; ".join(problems))
 
 
 def disable_telemetry() -> None:

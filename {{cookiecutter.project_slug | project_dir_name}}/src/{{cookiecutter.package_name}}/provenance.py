@@ -10,7 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import platform
+import re
 import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -44,6 +46,15 @@ LINEAGE_TAGS = (
     TAG_PYTHON,
 )
 UNKNOWN = "unknown"
+# Files the pipeline itself rewrites while it runs: `dvc repro` updates the lock of each stage
+# before the next one starts, so training would otherwise always find the tree dirty. What they
+# record (the data's hashes) is in the run's data tags.
+WRITTEN_BY_THE_PIPELINE = ("dvc.lock",)
+# Outside a git work tree (a container image holds no .git), the commit the image was built from,
+# given at build time (the Dockerfile's GIT_COMMIT argument). An image is built from a checkout's
+# committed files, so a run from it is as reproducible as that commit.
+BUILT_FROM_COMMIT = "GIT_COMMIT"
+_COMMIT_PATTERN = re.compile(r"^[0-9a-f]{40}$")
 
 
 class DirtyTreeError(StepError):
@@ -53,14 +64,21 @@ class DirtyTreeError(StepError):
 def git_state(project_dir: Path) -> tuple[str, bool]:
     """The commit checked out in `project_dir` and whether the work tree has changes.
 
+    Changes to the files the pipeline writes (:data:`WRITTEN_BY_THE_PIPELINE`) do not count.
+
     Returns:
-        ``(commit, dirty)``; ``("none", True)`` outside a git repository or before the first
-        commit, since such a run cannot be reproduced from a commit either.
+        ``(commit, dirty)``. Outside a git repository (or before the first commit): the commit an
+        image was built from (:data:`BUILT_FROM_COMMIT`), clean; else ``("none", True)``, since
+        such a run cannot be reproduced from a commit.
     """
     try:
         commit = _git(project_dir, "rev-parse", "HEAD")
-        dirty = bool(_git(project_dir, "status", "--porcelain"))
+        excluded = [f":(exclude){name}" for name in WRITTEN_BY_THE_PIPELINE]
+        dirty = bool(_git(project_dir, "status", "--porcelain", "--", ":/", *excluded))
     except (OSError, subprocess.CalledProcessError):
+        built_from = os.environ.get(BUILT_FROM_COMMIT, "").strip().lower()
+        if _COMMIT_PATTERN.match(built_from):
+            return built_from, False
         return "none", True
     return commit, dirty
 
@@ -118,7 +136,8 @@ def refuse_dirty_outside_local(tags: Mapping[str, str], environment: str) -> Non
     if tags.get(TAG_GIT_DIRTY) == "true" and environment != "local":
         raise DirtyTreeError(
             f"the git work tree has uncommitted changes (commit {tags.get(TAG_GIT_COMMIT)}); "
-            f"ENVIRONMENT={environment} trains only from a clean commit: commit or stash first"
+            f"ENVIRONMENT={environment} trains only from a clean commit: commit or stash first "
+            f"(in an image without .git: build it with --build-arg {BUILT_FROM_COMMIT}=<sha>)"
         )
     if tags.get(TAG_GIT_DIRTY) == "true":
         logger.warning("Training from a dirty work tree: the run is tagged %s=true", TAG_GIT_DIRTY)

@@ -19,6 +19,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .config import ConfigError
 from .errors import StepError
 
 if TYPE_CHECKING:
@@ -85,6 +86,24 @@ def check_reachable(uri: str, timeout: float = 5.0) -> None:
             ) from error
 
 
+def require_a_shared_store(settings: Settings, otherwise: str = "") -> None:
+    """Outside ``ENVIRONMENT=local``, refuse the embedded store (``MLFLOW_TRACKING_URI`` unset).
+
+    Args:
+        settings: The environment and the tracking URI.
+        otherwise: Another way out, added to the message (serving: a bundle).
+
+    Raises:
+        ConfigError: naming the variable and the fix.
+    """
+    if settings.environment != "local" and settings.tracking_store_is_embedded:
+        raise ConfigError(
+            f"MLFLOW_TRACKING_URI is not set: ENVIRONMENT={settings.environment} needs the team's "
+            f"tracking server (e.g. MLFLOW_TRACKING_URI=http://mlflow:5000){otherwise}; the "
+            f"project's own {settings.mlflow_tracking_uri} is for ENVIRONMENT=local"
+        )
+
+
 def connect(settings: Settings, *, create: bool = True) -> MlflowClient:
     """The process's client of the tracking store and registry, after checking it answers.
 
@@ -98,11 +117,14 @@ def connect(settings: Settings, *, create: bool = True) -> MlflowClient:
             that does not exist yet is then an error, not a new empty file.
 
     Raises:
+        ConfigError: outside ``ENVIRONMENT=local`` with no ``MLFLOW_TRACKING_URI``: runs and
+            models in a file on one machine are no team's registry.
         TrackingUnavailableError: when the store cannot be reached (or, with `create` False,
             does not exist).
     """
     import mlflow
 
+    require_a_shared_store(settings)
     uri = settings.mlflow_tracking_uri
     if not create and uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///") :]).is_file():
         raise TrackingUnavailableError(

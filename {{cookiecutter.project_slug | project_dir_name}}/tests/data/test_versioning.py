@@ -84,7 +84,7 @@ def test_a_hand_edited_raw_file_is_refused_never_replaced(
     path = project / name
     original = path.read_bytes()
     edited = _drop_last_row(path)
-    check = (sys.executable, "-m", "{{ cookiecutter.package_name }}", "check-raw")
+    check = (sys.executable, "-m", "{{ cookiecutter.package_name }}", "pre-repro")
 
     refused = run(project, *check, code=1)
     keep = "dvc commit --force" if SOURCE == "demo" else "dvc add"

@@ -1,15 +1,17 @@
 """Real servers for the integration tests, started here and stopped after the session.
 
 - PostgreSQL is the one `TEST_POSTGRES_URL` names (``make test-integration`` refuses to start
-  without it); each session creates a fresh database there and drops it at the end.
+  without it); each session creates fresh databases there (the tracking server's, the dbt
+  warehouse's, Dagster's) and drops them at the end.
 - An S3 endpoint served by a local process (moto's server mode), with a bucket.
-- An MLflow tracking server (``mlflow server``) whose backend store is that database and whose
+- An MLflow tracking server (``mlflow server``) whose backend store is its database and whose
   artifacts go to that bucket: the shared tracking server and registry of a team.
 
 Nothing here is a stand-in in the process under test: the project's code talks HTTP to the
 tracking server, which talks SQL to PostgreSQL and S3's API to the endpoint.
 """
 
+import contextlib
 import os
 import sys
 import uuid
@@ -32,8 +34,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.integration)
 
 
-@pytest.fixture(scope="session")
-def postgres_database() -> Iterator[str]:
+@contextlib.contextmanager
+def fresh_database(purpose: str) -> Iterator[str]:
     """A database of its own on the PostgreSQL `TEST_POSTGRES_URL` names, dropped after."""
     import psycopg2  # noqa: PLC0415 (the postgres extra: `make test-integration` installs it)
 
@@ -42,7 +44,7 @@ def postgres_database() -> Iterator[str]:
         pytest.fail(
             f"{POSTGRES_URL} is not set; e.g. {POSTGRES_URL}=postgresql://postgres@127.0.0.1:5432/postgres"
         )
-    name = f"integration_{uuid.uuid4().hex[:10]}"
+    name = f"integration_{purpose}_{uuid.uuid4().hex[:10]}"
     admin = psycopg2.connect(admin_url, connect_timeout=5)
     admin.autocommit = True
     with admin.cursor() as cursor:
@@ -53,6 +55,27 @@ def postgres_database() -> Iterator[str]:
         with admin.cursor() as cursor:
             cursor.execute(f'drop database if exists "{name}" with (force)')
         admin.close()
+
+
+@pytest.fixture(scope="session")
+def tracking_database() -> Iterator[str]:
+    """The tracking server's backend store."""
+    with fresh_database("mlflow") as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def warehouse_database() -> Iterator[str]:
+    """The warehouse dbt builds (``DBT_TARGET=postgres``)."""
+    with fresh_database("warehouse") as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def dagster_database() -> Iterator[str]:
+    """Dagster's run, event-log and schedule storage (``DAGSTER_POSTGRES_URL``)."""
+    with fresh_database("dagster") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -72,14 +95,14 @@ def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Endpoint]:
 
 @pytest.fixture(scope="session")
 def tracking_server(
-    postgres_database: str, s3: S3Endpoint, tmp_path_factory: pytest.TempPathFactory
+    tracking_database: str, s3: S3Endpoint, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     """`mlflow server` on PostgreSQL, its artifacts in the bucket (served through it)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = tmp_path_factory.mktemp("mlflow") / "mlflow.log"
     # SQLAlchemy's own name for the driver the `postgres` extra installs (dbt-postgres's).
-    backend = make_url(postgres_database).set(drivername="postgresql+psycopg2")
+    backend = make_url(tracking_database).set(drivername="postgresql+psycopg2")
     command = [
         *(sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port)),
         *("--backend-store-uri", backend.render_as_string(hide_password=False)),

@@ -3,6 +3,8 @@
 
 from dataclasses import dataclass
 
+from sqlalchemy.engine import make_url
+
 BUCKET = "mlops"
 # moto accepts any credentials; the region is where the bucket is made.
 S3_CREDENTIALS = {
@@ -41,4 +43,17 @@ def boto_credentials() -> dict[str, str]:
         "aws_access_key_id": S3_CREDENTIALS["AWS_ACCESS_KEY_ID"],
         "aws_secret_access_key": S3_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
         "region_name": S3_CREDENTIALS["AWS_DEFAULT_REGION"],
+    }
+
+
+def warehouse_settings(database_url: str) -> dict[str, str]:
+    """The settings that build the warehouse in the database `database_url` names."""
+    url = make_url(database_url)
+    return {
+        "DBT_TARGET": "postgres",
+        "POSTGRES_HOST": url.host or "127.0.0.1",
+        "POSTGRES_PORT": str(url.port or 5432),
+        "POSTGRES_USER": url.username or "postgres",
+        "POSTGRES_PASSWORD": url.password or "",
+        "POSTGRES_DB": str(url.database),
     }

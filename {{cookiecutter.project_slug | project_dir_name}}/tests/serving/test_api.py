@@ -266,6 +266,15 @@ def test_outside_local_an_api_key_is_required(registry: Registry) -> None:
         create_app(settings)
 
 
+def test_outside_local_the_service_needs_a_tracking_server_or_a_bundle(
+    registry: Registry,
+) -> None:
+    """The project's own SQLite registry is a laptop's: the service would serve nothing there."""
+    settings = settings_for(registry.folder, environment="staging", api_key="s3cret-key")
+    with pytest.raises(ConfigError, match=r"MLFLOW_TRACKING_URI is not set.*SERVING_MODEL_URI"):
+        create_app(settings)
+
+
 def test_placeholder_secrets_are_refused_outside_local(tmp_path) -> None:
     with pytest.raises(ValidationError, match="placeholder"):
         Settings(project_dir=tmp_path, environment="prod", api_key="changethis")

@@ -2,9 +2,12 @@ import os
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from {{ cookiecutter.package_name }}.cli import app
 from {{ cookiecutter.package_name }}.config import ConfigError, Settings, disable_telemetry, get_settings
 from {{ cookiecutter.package_name }}.params import Params, demo_source, load_params
+from {{ cookiecutter.package_name }}.tracking import connect
 
 
 def test_relative_paths_are_anchored_at_the_project_dir(tmp_path: Path) -> None:
@@ -85,3 +88,43 @@ def test_telemetry_is_switched_off_without_overriding_the_caller(
     disable_telemetry()
     assert os.environ["MLFLOW_DISABLE_TELEMETRY"] == "true"
     assert os.environ["DO_NOT_TRACK"] == "0"
+
+
+def test_outside_local_the_embedded_tracking_store_is_refused(tmp_path: Path) -> None:
+    """Runs and models in a SQLite file on one machine are no team's registry."""
+    # Explicit: a test before this one may have left MLFLOW_TRACKING_URI in the environment.
+    staging = Settings(project_dir=tmp_path, environment="staging", mlflow_tracking_uri="")
+    assert staging.tracking_store_is_embedded
+    with pytest.raises(ConfigError, match=r"MLFLOW_TRACKING_URI is not set: ENVIRONMENT=staging"):
+        connect(staging)
+    assert not (tmp_path / "mlflow.db").exists()
+    # The same store is fine on a laptop; a server named for staging is not the embedded one.
+    assert Settings(project_dir=tmp_path, mlflow_tracking_uri="").tracking_store_is_embedded
+    on_a_server = Settings(
+        project_dir=tmp_path, environment="staging", mlflow_tracking_uri="http://mlflow:5000"
+    )
+    assert not on_a_server.tracking_store_is_embedded
+
+
+@pytest.mark.usefixtures("project")
+def test_a_bad_setting_stops_every_command_naming_each_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ENVIRONMENT", "production")
+    monkeypatch.setenv("PORT", "eighty")
+    result = CliRunner().invoke(app, ["info"])
+    assert result.exit_code == 2, result.output
+    assert "ENVIRONMENT='production': Input should be 'local', 'staging' or 'prod'" in result.stderr
+    assert "PORT='eighty'" in result.stderr
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.usefixtures("project")
+def test_the_other_secrets_are_never_shown(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A check across fields sees every value: only its own message is shown."""
+    monkeypatch.setenv("ENVIRONMENT", "prod")
+    monkeypatch.setenv("API_KEY", "changethis")
+    monkeypatch.setenv("POSTGRES_PASSWORD", "hunter2-real")
+    with pytest.raises(ConfigError, match="API_KEY='changethis' is a placeholder") as refused:
+        get_settings()
+    assert "hunter2-real" not in str(refused.value)

@@ -1,7 +1,13 @@
+import json
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
+from pydantic import SecretStr
 
+from {{ cookiecutter.package_name }}.config import Settings
 from {{ cookiecutter.package_name }}.contract import FeatureContract
+from {{ cookiecutter.package_name }}.data.build import pin_warehouse
 from {{ cookiecutter.package_name }}.data.warehouse import conform_to_contract
 
 
@@ -21,3 +27,31 @@ def test_rows_come_back_in_the_shapes_models_expect(contract: FeatureContract) -
     assert conformed["country"].tolist() == ["DE", None, "FR"]
     assert conformed[contract.label_column].dtype == object
     assert conformed[contract.label_column].tolist() == ["1", None, "0"]
+
+
+def test_the_pin_names_the_warehouse_and_changes_only_with_it(tmp_path: Path) -> None:
+    on_duckdb = Settings(project_dir=tmp_path, dbt_target="duckdb")
+    path = pin_warehouse(on_duckdb)
+    assert json.loads(path.read_text(encoding="utf-8")) == {
+        "path": "data/warehouse.duckdb",  # relative: every clone writes the same pin
+        "target": "duckdb",
+    }
+    written = path.stat().st_mtime_ns
+    pin_warehouse(on_duckdb)
+    assert path.stat().st_mtime_ns == written
+
+    on_postgres = Settings(
+        project_dir=tmp_path,
+        dbt_target="postgres",
+        postgres_db="warehouse",
+        postgres_password=SecretStr("not-in-the-pin"),
+    )
+    pin = pin_warehouse(on_postgres).read_text(encoding="utf-8")
+    assert json.loads(pin) == {
+        "target": "postgres",
+        "host": "127.0.0.1",
+        "port": "5432",
+        "database": "warehouse",
+        "schema": "analytics",
+    }
+    assert "not-in-the-pin" not in pin

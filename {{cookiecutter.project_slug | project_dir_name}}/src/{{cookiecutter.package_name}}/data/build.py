@@ -92,6 +92,46 @@ def transform_report_path(settings: Settings) -> Path:
     return settings.reports_dir / "transform" / "latest.json"
 
 
+def warehouse_pin_path(settings: Settings) -> Path:
+    """Where the identity of the warehouse last built goes (an output of the transform stage)."""
+    return settings.reports_dir / "transform" / "warehouse.json"
+
+
+def pin_warehouse(settings: Settings) -> Path:
+    """Write the identity of the warehouse `settings` name (:func:`warehouse_identity`).
+
+    The transform step writes it with each build. Before a ``dvc repro``, ``pre-repro`` writes it
+    too: when the setting changed since the last build, the output no longer matches
+    ``dvc.lock``, so DVC builds again (on the new warehouse) and reruns what follows. The file is
+    rewritten only when the identity changed, so an unchanged setting leaves DVC up to date.
+    """
+    path = warehouse_pin_path(settings)
+    text = json.dumps(warehouse_identity(settings), indent=2, sort_keys=True) + "\n"
+    if not path.is_file() or path.read_text(encoding="utf-8") != text:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return path
+
+
+def warehouse_identity(settings: Settings) -> dict[str, str]:
+    """Which warehouse dbt builds into: the target and its location, never a credential.
+
+    A DuckDB file inside the project is named relative to it, so every clone agrees.
+    """
+    if settings.dbt_target == "postgres":
+        return {
+            "target": "postgres",
+            "host": settings.postgres_host,
+            "port": str(settings.postgres_port),
+            "database": settings.postgres_db,
+            "schema": settings.postgres_schema,
+        }
+    path = settings.warehouse_path
+    if path.is_relative_to(settings.project_dir):
+        path = path.relative_to(settings.project_dir)
+    return {"target": "duckdb", "path": path.as_posix()}
+
+
 def dbt_settings_env(settings: Settings, duckdb_path: Path | None = None) -> dict[str, str]:
     """The variables ``profiles.yml`` reads: the warehouse's location and credentials."""
     return {
@@ -190,6 +230,7 @@ class WarehouseBuild:
         report = transform_report_path(settings)
         report.parent.mkdir(parents=True, exist_ok=True)
         report.write_text(result.to_json(), encoding="utf-8")
+        pin_warehouse(settings)
         logger.info(
             "Warehouse built (%s): %s; tests %s",
             settings.dbt_target,

@@ -1,9 +1,15 @@
-"""Data versioning with DVC: the repository's DVC config, its default remote, and a guard.
+"""Data versioning with DVC: its config, its default remote, and what runs before ``dvc repro``.
 
-The guard (:func:`refuse_edited_outputs`) runs before every ``dvc repro``. DVC restores a stage's
-output that was edited by hand, so an edited demo table would be silently replaced; a file of
-your own changed since ``dvc add`` would be built as unversioned data that no clone can pull.
-The guard names the file and the two ways forward instead.
+Before every ``dvc repro`` (:func:`prepare_repro`; Make runs ``python -m <package> pre-repro``):
+
+* A guard (:func:`refuse_edited_outputs`). DVC restores a stage's output that was edited by
+  hand, so an edited demo table would be silently replaced; a file of your own changed since
+  ``dvc add`` would be built as unversioned data that no clone can pull. The guard names the file
+  and the two ways forward instead.
+* The warehouse's identity (:func:`~.build.pin_warehouse`). Which warehouse dbt builds into is a
+  setting (``DBT_TARGET`` and its location), which DVC cannot see; written over the file the
+  ``transform`` stage outputs, it makes a switch (DuckDB to PostgreSQL, another schema) rebuild
+  the data and what follows, and nothing else does.
 
 The remote is a per-machine setting (``DATA_REMOTE``; by default a folder outside the git tree,
 ``~/.cache/dvc-remotes/<project folder>``), so it is written to ``.dvc/config.local``, which git
@@ -73,10 +79,22 @@ def refuse_edited_outputs(settings: Settings) -> None:
         raise DataVersioningError("\n".join(problems))
 
 
+def prepare_repro(settings: Settings) -> None:
+    """What runs before every ``dvc repro``: refuse hand-edited raw data, pin the warehouse.
+
+    Raises:
+        DataVersioningError: on a hand-edited raw file.
+    """
+    from .build import pin_warehouse
+
+    refuse_edited_outputs(settings)
+    pin_warehouse(settings)
+
+
 def refresh_raw_data(settings: Settings, params: Params) -> dict[str, Path]:
     """Bring the raw tables up to date as ``make data`` does before dbt, and say where they are.
 
-    Hand edits are refused first (:func:`refuse_edited_outputs`); with the demo source, DVC
+    Hand edits are refused first (:func:`prepare_repro`); with the demo source, DVC
     regenerates the tables when their parameters or generator changed (``dvc repro data``, a
     no-op otherwise); a team's own files are used as DVC last recorded them.
 
@@ -86,7 +104,7 @@ def refresh_raw_data(settings: Settings, params: Params) -> dict[str, Path]:
     from ..params import DemoSource
     from .ingest import raw_tables
 
-    refuse_edited_outputs(settings)
+    prepare_repro(settings)
     if isinstance(params.data, DemoSource):
         run_dvc(settings, "repro", "--single-item", "data")
     tables = raw_tables(settings.transform_dir)

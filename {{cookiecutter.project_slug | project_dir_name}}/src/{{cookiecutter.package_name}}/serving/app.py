@@ -20,6 +20,7 @@ from fastapi_offline import FastAPIOffline
 
 from .. import __version__
 from ..config import ConfigError, Settings, get_settings
+from ..tracking import require_a_shared_store
 from .errors import add_error_handlers
 from .log_writer import PredictionLogWriter
 from .metrics import MetricsMiddleware, ServingMetrics
@@ -45,13 +46,16 @@ def create_app(
         The FastAPI app; its lifespan starts the model loader and the prediction log writer.
 
     Raises:
-        ConfigError: outside ``local`` without an ``API_KEY``.
+        ConfigError: outside ``local`` without an ``API_KEY``, or with neither a tracking server
+            nor a bundle to serve.
     """
     settings = settings or get_settings()
     if settings.environment != "local" and not settings.api_key.get_secret_value():
         raise ConfigError(
             f"API_KEY is required when ENVIRONMENT={settings.environment}: set it to a secret"
         )
+    if not settings.serving_model_uri:
+        require_a_shared_store(settings, otherwise=", or serve a bundle (SERVING_MODEL_URI)")
     metrics = ServingMetrics()
     state = state or ServingState(settings)
     state.metrics = metrics
