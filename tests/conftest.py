@@ -153,10 +153,12 @@ def bake(tmp_path: Path) -> Callable[..., BakedProject]:
 
 
 def prometheus_tool(name: str) -> str:
-    """The path of `name` (promtool, prometheus); skips, or fails in CI, when it is missing."""
+    """The path of `name` (promtool, prometheus, prometheus-pushgateway); skips, or fails in CI,
+    when it is missing."""
     found = shutil.which(name)
     if found is None:
-        reason = f"{name} is missing: apt-get install -y prometheus"
+        package = name if name == "prometheus-pushgateway" else "prometheus"
+        reason = f"{name} is missing: apt-get install -y {package}"
         if os.environ.get(REQUIRE_PROMETHEUS) == "1":
             pytest.fail(f"{reason} ({REQUIRE_PROMETHEUS}=1)")
         pytest.skip(reason)

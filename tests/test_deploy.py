@@ -187,11 +187,20 @@ def test_grafana_loads_the_dashboard_from_the_prometheus_it_provisions(
     descriptions = " ".join(panel["description"] for panel in dashboard["panels"])
     for signal in ("traffic", "errors", "latency", "saturation"):
         assert f"golden signal: {signal}" in descriptions
-    # The scrape job the dashboard and the alerts select is the one prometheus.yml defines.
+    # The monitor's verdicts and drift figures have theirs.
+    expressions = " ".join(
+        target["expr"] for panel in dashboard["panels"] for target in panel["targets"]
+    )
+    for series in ("monitor_alarm", "monitor_drift_share", "monitor_feature_psi"):
+        assert series in expressions
+    # The scrape jobs the dashboard and the alerts select are the ones prometheus.yml defines:
+    # the service, and the Pushgateway the monitor pushes to (with the labels it pushed).
     prometheus = yaml.safe_load(
         (baked.path / "deploy/prometheus/prometheus.yml").read_text(encoding="utf-8")
     )
-    assert [job["job_name"] for job in prometheus["scrape_configs"]] == ["api"]
+    jobs = {job["job_name"]: job for job in prometheus["scrape_configs"]}
+    assert set(jobs) == {"api", "pushgateway"}
+    assert jobs["pushgateway"]["honor_labels"] is True
     assert source["url"] == "http://prometheus:9090"
 
 
@@ -356,12 +365,21 @@ def test_compose_builds_the_dockerfiles_images_and_prometheus_scrapes_the_api(
         (baked.path / "deploy/prometheus/prometheus.yml").read_text(encoding="utf-8")
     )
     targets = {
-        target
+        job["job_name"]: target
         for job in prometheus["scrape_configs"]
         for group in job["static_configs"]
         for target in group["targets"]
     }
-    (target,) = targets
+    # and the Pushgateway, which the pipeline (the monitor step) is told, healthy before it.
+    gateway, gateway_port = targets.pop("pushgateway").split(":")
+    assert f"127.0.0.1:{gateway_port}:{gateway_port}" in services[gateway]["ports"]
+    assert f"127.0.0.1:{gateway_port}/-/healthy" in " ".join(
+        services[gateway]["healthcheck"]["test"]
+    )
+    pushed_to = services["dagster-code"]["environment"]["PROMETHEUS_PUSHGATEWAY_URL"]
+    assert pushed_to == f"http://{gateway}:{gateway_port}"
+    assert services["prometheus"]["depends_on"][gateway] == {"condition": "service_healthy"}
+    (target,) = targets.values()
     host, port = target.split(":")
     assert built[host] == "runtime"
     assert f"PORT={port}" in dockerfile

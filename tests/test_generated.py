@@ -23,7 +23,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -194,16 +194,22 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def scrape(project: BakedProject, target: str, folder: Path) -> dict[str, str]:
-    """What Prometheus, run with the project's deploy/prometheus configuration (its target
-    replaced by `target`, every second), reads of `up` and `model_ready`."""
+def scrape(
+    project: BakedProject, targets: dict[str, str], queries: Sequence[str], folder: Path
+) -> dict[str, str]:
+    """What Prometheus, run with the project's deploy/prometheus configuration, reads for
+    `queries`: each scrape job named in `targets` points at its target (every second), the
+    others are left out."""
     prometheus = prometheus_tool("prometheus")
     shipped = project.path / "deploy/prometheus"
     config = yaml.safe_load((shipped / "prometheus.yml").read_text(encoding="utf-8"))
     config["global"].update(scrape_interval="1s", evaluation_interval="1s")
-    for job in config["scrape_configs"]:
+    jobs = [job for job in config["scrape_configs"] if job["job_name"] in targets]
+    assert {job["job_name"] for job in jobs} == set(targets), config["scrape_configs"]
+    for job in jobs:
         for group in job["static_configs"]:
-            group["targets"] = [target]
+            group["targets"] = [targets[job["job_name"]]]
+    config["scrape_configs"] = jobs
     folder.mkdir()
     (folder / "prometheus.yml").write_text(yaml.safe_dump(config), encoding="utf-8")
     for rules in config["rule_files"]:  # next to the configuration, as in deploy/prometheus
@@ -217,7 +223,7 @@ def scrape(project: BakedProject, target: str, folder: Path) -> dict[str, str]:
     ]
     values: dict[str, str] = {}
     with process_group(command, project_env(), folder / "prometheus.log") as server:
-        for query in ('up{job="api"}', 'model_ready{job="api"}'):
+        for query in queries:
             url = f"http://{web}/api/v1/query?query={urllib.parse.quote(query)}"
             deadline = time.monotonic() + 60
             while query not in values and time.monotonic() < deadline:
@@ -408,8 +414,39 @@ class InstalledProjectChecks:
             assert ready["version"], ready  # the champion `make all` promoted
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as reply:
                 assert reply.status == 200
-            scraped = scrape(installed, f"127.0.0.1:{port}", tmp_path / "prometheus")
+            queries = ('up{job="api"}', 'model_ready{job="api"}')
+            scraped = scrape(installed, {"api": f"127.0.0.1:{port}"}, queries, tmp_path / "prom")
             assert scraped == {'up{job="api"}': "1", 'model_ready{job="api"}': "1"}
+
+    def test_the_monitor_pushes_its_figures_for_prometheus(
+        self, installed: BakedProject, tmp_path: Path
+    ) -> None:
+        """`make monitor` with PROMETHEUS_PUSHGATEWAY_URL: a real Pushgateway gets the run's
+        figures, and the project's Prometheus reads them there, as pushed (job and model)."""
+        # Runs after test_every_other_target_runs: a champion and logged predictions are there.
+        gateway = prometheus_tool("prometheus-pushgateway")
+        address = f"127.0.0.1:{free_port()}"
+        command = [gateway, f"--web.listen-address={address}"]
+        with process_group(command, project_env(), tmp_path / "pushgateway.log") as server:
+            server.get(f"http://{address}/-/healthy")
+            installed.run("make", "monitor", f"PROMETHEUS_PUSHGATEWAY_URL=http://{address}")
+            summary = json.loads(
+                (installed.path / "reports/monitoring/latest.json").read_text(encoding="utf-8")
+            )
+            model = summary["model_name"]
+            alarm = f'monitor_alarm{{job="monitor",model="{model}",alarm="retrain"}}'
+            rows = f'monitor_window_rows{{job="monitor",model="{model}"}}'
+            scraped = scrape(installed, {"pushgateway": address}, (alarm, rows), tmp_path / "prom")
+        assert scraped == {
+            alarm: str(int(summary["retrain_recommended"])),
+            rows: str(summary["window"]["rows"]),
+        }
+        # Without the Pushgateway the step fails, naming the setting, and the report is written.
+        failed = installed.run(
+            "make", "monitor", f"PROMETHEUS_PUSHGATEWAY_URL=http://{address}", check=False
+        )
+        assert failed.returncode != 0
+        assert f"PROMETHEUS_PUSHGATEWAY_URL=http://{address}" in failed.stderr
 
     def test_the_loop_runs_on_the_shared_stack(self, installed: BakedProject) -> None:
         """`make test-integration`, never skipped here: on staging, dbt on PostgreSQL, an MLflow

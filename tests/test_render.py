@@ -163,6 +163,7 @@ BASE_FILES = {
     "src/{pkg}/monitoring/__init__.py",
     "src/{pkg}/monitoring/drift.py",
     "src/{pkg}/monitoring/feedback.py",
+    "src/{pkg}/monitoring/metrics.py",
     "src/{pkg}/monitoring/monitor.py",
     "src/{pkg}/monitoring/performance.py",
     "src/{pkg}/monitoring/reference.py",

@@ -118,6 +118,9 @@ class Settings(BaseSettings):
     serving_shadow: bool = False  # also score with the challenger, log it, never return it
     serving_canary_fraction: Annotated[float, Field(ge=0, le=1)] = 0.0  # share to the challenger
     prediction_log_enabled: bool = True
+    # Where the monitor step pushes its figures for Prometheus (http://pushgateway:9091); empty:
+    # not pushed (the report files only).
+    prometheus_pushgateway_url: str = ""
 
     # Batch scoring's engine (`make score`): pandas in the step's process, or spark
     # (`make setup EXTRAS=spark`, a Java runtime 17 or 21) on SPARK_MASTER: local[*] is every core

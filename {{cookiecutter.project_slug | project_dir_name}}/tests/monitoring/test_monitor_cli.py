@@ -4,10 +4,14 @@ import json
 
 import pandas as pd
 import pytest
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import CliRunner
 
 from {{ cookiecutter.package_name }}.cli import app
-from {{ cookiecutter.package_name }}.monitoring.monitor import EXIT_ALARM
+from {{ cookiecutter.package_name }}.config import get_settings
+from {{ cookiecutter.package_name }}.monitoring.metrics import monitoring_registry
+from {{ cookiecutter.package_name }}.monitoring.monitor import EXIT_ALARM, MonitoringSummary
 from {{ cookiecutter.package_name }}.monitoring.performance import (
     judge_performance,
     performance_by_period,
@@ -123,3 +127,37 @@ def test_without_labels_performance_is_not_judged(reference, tmp_path) -> None:
     assert result.status == "no_labels"
     assert not result.breach
     assert result.periods[0].period == "api 2025-01-01"
+
+
+def test_a_runs_figures_as_prometheus_reads_them(logged) -> None:
+    """What the Pushgateway gets: the verdicts, the drift share and every feature's PSI."""
+    monitor()
+    text = (logged / "reports/monitoring/latest.json").read_text(encoding="utf-8")
+    summary = MonitoringSummary.model_validate_json(text)
+    exposition = generate_latest(monitoring_registry(summary)).decode()
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(exposition)
+        for sample in family.samples
+    }
+    assert samples[("monitor_alarm", (("alarm", "drift"),))] == 1
+    assert samples[("monitor_alarm", (("alarm", "retrain"),))] == 1
+    assert summary.drift is not None
+    assert samples[("monitor_drift_share", ())] == pytest.approx(summary.drift.drift_share)
+    assert samples[("monitor_window_rows", ())] == summary.window.rows
+    for feature in (*summary.drift.features, summary.drift.prediction):
+        key = ("monitor_feature_psi", (("feature", feature.feature),))
+        assert samples[key] == pytest.approx(feature.psi)
+
+
+def test_an_unreachable_pushgateway_fails_the_step_and_keeps_the_report(
+    logged, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PROMETHEUS_PUSHGATEWAY_URL", "http://127.0.0.1:9")
+    get_settings.cache_clear()
+    result = monitor()
+    assert result.exit_code == 1, result.output
+    assert "PROMETHEUS_PUSHGATEWAY_URL=http://127.0.0.1:9: the figures were not pushed" in (
+        result.stderr
+    )
+    assert (logged / "reports/monitoring/latest.json").is_file()

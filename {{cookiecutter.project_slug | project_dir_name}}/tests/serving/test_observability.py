@@ -1,4 +1,5 @@
-"""The alert rules and the Grafana dashboard in deploy/ ask only for series the service exports.
+"""The alert rules and the Grafana dashboard in deploy/ ask only for series the service exports
+(or the monitor step pushes).
 
 A metric renamed in serving/metrics.py, or a typo in a PromQL expression, would leave an alert
 that never fires and a panel that stays empty: nothing else would notice.
@@ -14,12 +15,16 @@ import yaml
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from {{ cookiecutter.package_name }}.monitoring.metrics import SERIES
+
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 # PromQL's own words in the expressions here.
 PROMQL = {"sum", "min", "max", "avg", "count", "rate", "increase", "histogram_quantile", "by"}
-PROMQL |= {"without", "and", "or", "unless", "on", "ignoring", "bool"}
+PROMQL |= {"without", "and", "or", "unless", "on", "ignoring", "bool", "time"}
 # The series Prometheus writes itself for each scrape target.
 SCRAPE_SERIES = {"up"}
+# The series the monitor step pushes to the Pushgateway (monitoring/metrics.py).
+MONITOR_SERIES = set(SERIES)
 SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum")}
 
 
@@ -69,8 +74,10 @@ def test_the_expression_parser_finds_the_metric_names() -> None:
 def test_every_expression_reads_series_the_service_exports(
     client: TestClient, expressions: Callable[[], dict[str, str]]
 ) -> None:
-    known = exported(client) | SCRAPE_SERIES
+    known = exported(client) | SCRAPE_SERIES | MONITOR_SERIES
     found = {name: metric_names(expression) for name, expression in expressions().items()}
     assert all(found.values()), "an expression that names no series checks nothing"
     unknown = {name: sorted(names - known) for name, names in found.items() if names - known}
-    assert not unknown, f"not exported by the service (see serving/metrics.py): {unknown}"
+    assert not unknown, (
+        f"not exported by the service (serving/metrics.py) or the monitor: {unknown}"
+    )

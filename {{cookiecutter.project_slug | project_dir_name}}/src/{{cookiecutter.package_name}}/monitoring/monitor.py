@@ -7,7 +7,8 @@
 3. Drift (:mod:`.drift`) on the window, performance (:mod:`.performance`) on every labelled
    period of the version.
 4. The report: ``reports/monitoring/<time>-v<version>.{html,json}``, copied to ``latest.html`` and
-   ``latest.json``.
+   ``latest.json``; with ``PROMETHEUS_PUSHGATEWAY_URL`` set, its figures go to Prometheus too
+   (:mod:`.metrics`).
 
 The JSON summary is the retrain trigger's interface: ``drift_detected``, ``performance_breach``
 and ``retrain_recommended`` (either), with the figures behind them. With ``--fail-on-drift`` the
@@ -175,7 +176,8 @@ def run_monitor(
         The summary and the report's paths.
 
     Raises:
-        MonitorError: when there is no champion (and no `reference` was given).
+        MonitorError: when there is no champion (and no `reference` was given), or when the
+            figures cannot be pushed to ``PROMETHEUS_PUSHGATEWAY_URL`` (the report is written).
         ReferenceMissingError: when the champion carries no recorded reference profile.
     """
     from .reference import recorded_reference
@@ -220,7 +222,28 @@ def run_monitor(
         status=status,
         message=message,
     )
-    return write_report(settings, summary, reference, window)
+    result = write_report(settings, summary, reference, window)
+    if settings.prometheus_pushgateway_url:
+        publish(settings.prometheus_pushgateway_url, result)
+    return result
+
+
+def publish(url: str, result: MonitorResult) -> None:
+    """Push the run's figures to the Pushgateway at `url`: an alarm no one sees is no alarm.
+
+    Raises:
+        MonitorError: naming the setting when the push failed (the report is written).
+    """
+    from .metrics import push_monitoring_metrics
+
+    try:
+        push_monitoring_metrics(url, result.summary)
+    except OSError as error:
+        raise MonitorError(
+            f"PROMETHEUS_PUSHGATEWAY_URL={url}: the figures were not pushed ({error}); the "
+            f"report is written ({result.html_path}). Start the Pushgateway, or unset the "
+            "setting to keep the report files only"
+        ) from error
 
 
 def write_report(
