@@ -77,3 +77,22 @@ def test_dagster_stays_out_of_the_cli_and_the_service() -> None:
         "dependency-groups"
     ]["serving"]
     assert not [name for name in serving if name.startswith("dagster")]
+
+
+def test_dagsters_storage_on_postgresql_takes_only_a_psycopg2_url(tmp_path: Path) -> None:
+    """`make dagster-home` with DAGSTER_POSTGRES_URL: the shared instance file, or the fix."""
+
+    def dagster_home(url: str, home: Path) -> subprocess.CompletedProcess[str]:
+        command = ["make", "dagster-home", f"DAGSTER_POSTGRES_URL={url}", f"DAGSTER_HOME={home}"]
+        return subprocess.run(command, cwd=PROJECT_DIR, capture_output=True, text=True, check=False)
+
+    # SQLAlchemy 2.1 reads a bare postgresql:// as psycopg 3, which Dagster's storage cannot use.
+    refused = dagster_home("postgresql://dagster@db:5432/dagster", tmp_path / "refused")
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "DAGSTER_POSTGRES_URL must start with postgresql+psycopg2://" in refused.stderr
+    assert not (tmp_path / "refused").exists()
+
+    made = dagster_home("postgresql+psycopg2://dagster@db:5432/dagster", tmp_path / "shared")
+    assert made.returncode == 0, made.stdout + made.stderr
+    shipped = PROJECT_DIR / "deploy" / "dagster" / "dagster.yaml"
+    assert (tmp_path / "shared" / "dagster.yaml").read_text() == shipped.read_text()
