@@ -352,13 +352,13 @@ def model_card(
 @app.command()
 @step
 def monitor(
-    fail_on_drift: Annotated[
+    fail_on_alarm: Annotated[
         bool,
         typer.Option(
-            "--fail-on-drift",
-            envvar="FAIL_ON_DRIFT",
-            help="Exit with code 3 when drift or a performance breach is found (a retrain "
-            "trigger for schedulers and CI).",
+            "--fail-on-alarm",
+            envvar="FAIL_ON_ALARM",
+            help="Exit with code 3 when retraining is recommended (drift, a performance breach "
+            "realised or estimated) and 4 on a data-quality alarm (repair the inputs first).",
         ),
     ] = False,
     batch_id: Annotated[
@@ -370,7 +370,7 @@ def monitor(
     ] = None,
 ) -> None:
     """Compare the newest logged predictions with the champion's reference; write the report."""
-    from .monitoring.monitor import EXIT_ALARM, run_monitor
+    from .monitoring.monitor import run_monitor
     from .monitoring.reference import load_reference_file
 
     settings = get_settings()
@@ -384,9 +384,15 @@ def monitor(
         f"v{summary.model_version}; drifted features: {drifted or 'none'}; performance: "
         f"{summary.performance.status}"
     )
+    for line in (
+        *(issue.message for issue in (summary.quality.issues if summary.quality else [])),
+        *(summary.estimate.reasons if summary.estimate else []),
+        *(f"warning: {warning}" for warning in summary.warnings),
+    ):
+        typer.echo(f"  {line}")
     typer.echo(f"report: {result.html_path}")
-    if fail_on_drift and result.alarm:
-        raise typer.Exit(EXIT_ALARM)
+    if fail_on_alarm and result.exit_code:
+        raise typer.Exit(result.exit_code)
 
 
 @app.command("drift-demo")

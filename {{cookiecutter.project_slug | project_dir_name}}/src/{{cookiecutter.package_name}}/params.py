@@ -287,13 +287,18 @@ class MonitorParams(_Section):
     min_rows: Annotated[int, Field(ge=1)] = 200
     bins: Annotated[int, Field(ge=2, le=100)] = 10
     psi_threshold: Annotated[float, Field(gt=0)] = 0.2
+    psi_moderate: Annotated[float, Field(gt=0)] = 0.1
     p_value: Annotated[float, Field(gt=0, lt=1)] = 0.01
-    max_missing_increase: Fraction = 0.05
     drift_share: Fraction = 0.25
+    moderate_weight: Fraction = 0.5
     prediction_psi_threshold: Annotated[float, Field(gt=0)] = 0.2
+    max_missing_increase: Fraction = 0.05
+    max_unseen_share: Fraction = 0.01
+    max_out_of_bounds_share: Fraction = 0.0
     min_labelled: Annotated[int, Field(ge=1)] = 200
     max_precision_drop: Fraction = 0.05
     max_recall_drop: Fraction = 0.10
+    estimate_z: Annotated[float, Field(gt=0)] = 1.96
     demo: DriftDemoParams = DriftDemoParams()
 
 

@@ -65,15 +65,70 @@ def test_a_shift_too_small_to_matter_is_not_drift_even_when_significant() -> Non
     assert not drift.drifted
 
 
-def test_a_growing_missing_share_is_drift_on_its_own() -> None:
+def test_a_growing_missing_share_is_for_the_quality_check_not_drift() -> None:
     rng = np.random.default_rng(0)
     profile = numeric_reference(pd.Series(rng.normal(0, 1, 2000)), bins=10)
     values = pd.Series(rng.normal(0, 1, 1000))
     values[:200] = np.nan
     drift = numeric_drift("x", profile, values, PARAMS)
-    assert drift.drifted
-    assert "missing share" in drift.reason
+    assert not drift.drifted  # the values present did not move
     assert drift.missing_current == pytest.approx(0.2)
+
+
+@pytest.mark.parametrize(
+    ("shift", "severity"), [(0.0, "stable"), (0.35, "moderate"), (0.6, "drifted")]
+)
+def test_a_moderate_shift_is_a_warning_between_the_two_psi_thresholds(
+    shift: float, severity: str
+) -> None:
+    rng = np.random.default_rng(0)
+    profile = numeric_reference(pd.Series(rng.normal(0, 1, 5000)), bins=10)
+    drift = numeric_drift("x", profile, pd.Series(rng.normal(shift, 1, 2000)), PARAMS)
+    assert drift.severity == severity, drift
+    assert drift.drifted == (severity == "drifted")
+
+
+def test_drift_in_the_feature_the_model_leans_on_alarms_alone(
+    make_customers, model, contract, reference
+) -> None:
+    leaning = reference.model_copy(
+        update={"importance": {"avg_payment_delay_days": 0.6, "return_rate": 0.3}}
+    )
+    # Shifted after scoring: the scores stay put, so only the features can raise the alarm.
+    current = window(model, contract, make_customers(1000, 0.0, 8))
+    shifted = current.assign(avg_payment_delay_days=current["avg_payment_delay_days"] + 3)
+    result = detect_drift(leaning, shifted, PARAMS)
+    assert result.drifted_features == ["avg_payment_delay_days"]
+    assert result.weighted_by_importance
+    assert result.drift_share == pytest.approx(0.6 / 0.9, abs=1e-4)
+    assert result.dataset_drift
+    # The same shift in a feature the model ignores is reported, and raises nothing.
+    ignored = current.assign(tenure_days=current["tenure_days"] + 900)
+    quiet = detect_drift(leaning, ignored, PARAMS)
+    assert quiet.drifted_features == ["tenure_days"]
+    assert quiet.drift_share == 0.0
+    assert not quiet.drift_detected
+    # Without importance every feature counts alike: one of many is no data-set drift.
+    unweighted = detect_drift(reference, shifted, PARAMS)
+    assert not unweighted.weighted_by_importance
+    assert not unweighted.dataset_drift
+
+
+def test_a_moderate_shift_in_a_leading_feature_alarms_and_elsewhere_warns(
+    make_customers, model, contract, reference
+) -> None:
+    current = window(model, contract, make_customers(2000, 0.0, 9))
+    spread = current["tenure_days"].std()
+    moved = current.assign(tenure_days=current["tenure_days"] + 0.3 * spread)
+    leading = reference.model_copy(update={"importance": {"tenure_days": 0.8, "channel": 0.2}})
+    minor = reference.model_copy(update={"importance": {"tenure_days": 0.1, "channel": 0.9}})
+    alarmed, warned = detect_drift(leading, moved, PARAMS), detect_drift(minor, moved, PARAMS)
+    for result in (alarmed, warned):
+        tenure = next(item for item in result.features if item.feature == "tenure_days")
+        assert tenure.severity == "moderate", tenure
+        assert any(warning.startswith("tenure_days: moderate shift") for warning in result.warnings)
+    assert alarmed.dataset_drift  # 0.8 x moderate_weight 0.5 = 0.4 >= 0.25
+    assert not warned.dataset_drift  # 0.1 x 0.5 = 0.05
 
 
 def test_categories_never_seen_in_the_reference_count_as_drift() -> None:
@@ -91,4 +146,4 @@ def test_a_feature_the_log_lacks_is_reported_missing(
     result = detect_drift(reference, current, PARAMS)
     segment = next(item for item in result.features if item.feature == "segment")
     assert segment.missing_current == 1.0
-    assert segment.drifted
+    assert not segment.drifted  # no value to compare; the quality check alarms on it

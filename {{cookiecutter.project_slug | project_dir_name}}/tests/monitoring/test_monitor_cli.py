@@ -1,4 +1,4 @@
-"""`monitor`: the report files, the JSON summary and the exit code that triggers retraining."""
+"""`monitor`: the report files, the JSON summary and the exit codes that trigger retraining."""
 
 import json
 
@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from {{ cookiecutter.package_name }}.cli import app
 from {{ cookiecutter.package_name }}.config import get_settings
 from {{ cookiecutter.package_name }}.monitoring.metrics import monitoring_registry
-from {{ cookiecutter.package_name }}.monitoring.monitor import EXIT_ALARM, MonitoringSummary
+from {{ cookiecutter.package_name }}.monitoring.monitor import EXIT_ALARM, EXIT_DATA_QUALITY, MonitoringSummary
 from {{ cookiecutter.package_name }}.monitoring.performance import (
     judge_performance,
     performance_by_period,
@@ -42,19 +42,43 @@ def test_drift_is_reported_and_exits_3_only_when_asked() -> None:
     result = monitor()
     assert result.exit_code == 0, result.output
     assert "drift" in result.output
-    flagged = monitor("--fail-on-drift")
+    flagged = monitor("--fail-on-alarm")
     assert flagged.exit_code == EXIT_ALARM
-    from_env = monitor(env={"FAIL_ON_DRIFT": "1"})
+    from_env = monitor(env={"FAIL_ON_ALARM": "1"})
     assert from_env.exit_code == EXIT_ALARM
 
 
 def test_a_quiet_batch_passes_the_trigger(logged) -> None:
-    result = monitor("--batch-id", "quiet", "--fail-on-drift")
+    result = monitor("--batch-id", "quiet", "--fail-on-alarm")
     assert result.exit_code == 0, result.output
     summary = json.loads((logged / "reports/monitoring/latest.json").read_text())
     assert summary["status"] == "ok"
+    assert summary["alarms"] == []
     assert summary["drift_detected"] is False
+    assert summary["data_quality_alarm"] is False
+    assert summary["estimated_breach"] is False
     assert summary["retrain_recommended"] is False
+
+
+def test_broken_inputs_alarm_with_exit_4_and_hold_retraining_back(
+    project, reference, log_scored, make_customers
+) -> None:
+    (project / "reference.json").write_text(reference.to_json(), encoding="utf-8")
+    batch = make_customers(1000, 0.0, 32, first_id=30_000)
+    batch.loc[:99, "channel"] = "carrier_pigeon"  # 10 % of rows: a value the model never saw
+    log_scored(project / "data/predictions/log", batch, "broken")
+    result = monitor("--fail-on-alarm")
+    assert result.exit_code == EXIT_DATA_QUALITY, result.output
+    assert "channel: 10.0% of rows hold 1 value(s) the model never saw" in result.output
+    summary = json.loads((project / "reports/monitoring/latest.json").read_text())
+    assert summary["alarms"][0] == "data_quality"
+    assert summary["status"].startswith("data_quality")
+    assert summary["quality"]["issues"][0]["example"] == "carrier_pigeon"
+    assert summary["retrain_recommended"] is False  # repair the inputs first
+    html = (project / "reports/monitoring/latest.html").read_text()
+    assert "<h2>Data quality</h2>" in html
+    assert "carrier_pigeon" in html
+    assert "Repair the inputs before retraining" in html
 
 
 def test_the_summary_and_the_report_carry_every_figure_offline(logged) -> None:
@@ -70,7 +94,12 @@ def test_the_summary_and_the_report_carry_every_figure_offline(logged) -> None:
     for item in features.values():
         assert {"psi", "test", "statistic", "p_value", "missing_current", "drifted"} <= set(item)
     assert summary["drift"]["prediction"]["feature"] == "score"
+    estimate = summary["estimate"]
+    assert estimate["precision_low"] <= estimate["precision"] <= estimate["precision_high"]
+    assert summary["estimated_breach"] is estimate["breach"]
     html = (folder / "latest.html").read_text()
+    assert "<h2>Estimated performance</h2>" in html
+    assert f"{estimate['precision']:.3f} ({estimate['precision_low']:.3f}" in html
     assert html.count("data:image/png;base64,") >= len(features) + 1
     assert "<script" not in html
     assert "http://" not in html
@@ -81,7 +110,7 @@ def test_the_summary_and_the_report_carry_every_figure_offline(logged) -> None:
 def test_a_small_window_is_reported_not_judged(project, reference, log_scored, make_customers):
     (project / "reference.json").write_text(reference.to_json(), encoding="utf-8")
     log_scored(project / "data/predictions/log", make_customers(50, 1.0, 5), "tiny")
-    result = monitor("--fail-on-drift")
+    result = monitor("--fail-on-alarm")
     assert result.exit_code == 0, result.output
     summary = json.loads((project / "reports/monitoring/latest.json").read_text())
     assert summary["status"] == "insufficient_data"
@@ -141,8 +170,17 @@ def test_a_runs_figures_as_prometheus_reads_them(logged) -> None:
         for sample in family.samples
     }
     assert samples[("monitor_alarm", (("alarm", "drift"),))] == 1
+    assert samples[("monitor_alarm", (("alarm", "data_quality"),))] == 0
     assert samples[("monitor_alarm", (("alarm", "retrain"),))] == 1
     assert summary.drift is not None
+    assert summary.estimate is not None
+    for bound, value in (
+        ("estimate", summary.estimate.precision),
+        ("low", summary.estimate.precision_low),
+        ("high", summary.estimate.precision_high),
+    ):
+        key = ("monitor_estimated", (("bound", bound), ("metric", "precision")))
+        assert samples[key] == pytest.approx(value)
     assert samples[("monitor_drift_share", ())] == pytest.approx(summary.drift.drift_share)
     assert samples[("monitor_window_rows", ())] == summary.window.rows
     for feature in (*summary.drift.features, summary.drift.prediction):

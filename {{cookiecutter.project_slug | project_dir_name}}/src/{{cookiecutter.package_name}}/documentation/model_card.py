@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import ValidationError
 
-from ..evaluation.report import EvaluationReport
+from ..evaluation.report import REPORT_ARTIFACT, EvaluationReport
 from ..evaluation.summary import VERDICT_MARKS, format_number, markdown_cell
 from ..gate import TAG_ROLLED_BACK
 from ..monitoring.monitor import MonitoringSummary, monitoring_dir
@@ -91,7 +91,7 @@ def gather_facts(settings: Settings, reference: str) -> CardFacts:
 
     record = describe_version(settings, reference)
     registered = fetch_registered(settings, CHAMPION, version=record.version)
-    report_text = version_artifact_text(settings, record, "evaluation/report.json")
+    report_text = version_artifact_text(settings, record, REPORT_ARTIFACT)
     params_text = version_artifact_text(settings, record, "params.json")
     return CardFacts(
         record=record,
@@ -538,8 +538,10 @@ def _monitoring(facts: CardFacts) -> str:
     if facts.params is not None:
         thresholds = _settings_text(facts.params.monitor.model_dump(mode="json"))
         lines += [
-            f"Thresholds recorded with the run ({thresholds}). Drift or a performance breach",
-            "makes `make monitor` recommend retraining (exit code 3 with `FAIL_ON_DRIFT=1`).",
+            f"Thresholds recorded with the run ({thresholds}). Drift, or a performance breach",
+            "realised or estimated before labels, makes `make monitor` recommend retraining (exit",
+            "code 3 with `FAIL_ON_ALARM=1`); broken inputs raise a data-quality alarm instead",
+            "(exit code 4), which holds retraining back until they are repaired.",
             "",
         ]
     summary = facts.monitoring
@@ -557,6 +559,7 @@ def _monitoring(facts: CardFacts) -> str:
         f"- Drifted features: {', '.join(f'`{name}`' for name in drifted) or 'none'}"
         + (f" (share {summary.drift.drift_share:.2f})" if summary.drift else "")
         + ".",
+        f"- Alarms: {', '.join(f'`{alarm}`' for alarm in summary.alarms) or 'none'}.",
         f"- Performance: {summary.performance.status}"
         + (f" ({'; '.join(summary.performance.reasons)})" if summary.performance.reasons else "")
         + ".",

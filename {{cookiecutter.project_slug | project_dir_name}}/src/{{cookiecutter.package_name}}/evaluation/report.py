@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from ..config import Settings
 
 CheckStatus = Literal["pass", "fail", "not_assessed"]
+REPORT_ARTIFACT = "evaluation/report.json"
+"""Where the evaluate step records its report on the training run."""
 HEADLINE = "precision"
 """The metric that ranks models: held-out precision of ``train.positive_class``."""
 

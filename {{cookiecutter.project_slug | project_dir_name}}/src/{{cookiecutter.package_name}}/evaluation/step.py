@@ -21,6 +21,7 @@ from .metrics import classification_metrics
 from .plots import write_plots
 from .report import (
     HEADLINE,
+    REPORT_ARTIFACT,
     ChampionComparison,
     EvaluationReport,
     evaluation_dir,
@@ -194,7 +195,7 @@ def run_evaluation(
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     with mlflow.start_run(run_id=training.run_id):
         mlflow.log_metrics(metrics)
-        mlflow.log_text(report.to_json(), "evaluation/report.json")
+        mlflow.log_text(report.to_json(), REPORT_ARTIFACT)
         mlflow.log_artifacts(str(folder / "plots"), "evaluation/plots")
         mlflow.set_tags(
             {

@@ -10,10 +10,17 @@ Per feature, two views of the same shift:
 
 A feature drifts when its shift is both real and large (``p < monitor.p_value`` and
 ``PSI >= monitor.psi_threshold``): with thousands of rows a test alone flags shifts too small to
-matter, and PSI alone flags noise in small windows. A missing share that grows by more than
-``monitor.max_missing_increase`` is drift on its own. The data set drifts when at least
-``monitor.drift_share`` of the features drift; the predictions drift when the score distribution
-passes the same two tests (with ``monitor.prediction_psi_threshold``).
+matter, and PSI alone flags noise in small windows. A real shift with a PSI between
+``monitor.psi_moderate`` and ``monitor.psi_threshold`` is *moderate*: reported as a warning.
+
+Features do not count alike: each weighs its share of the model's permutation importance (recorded
+by the evaluate step; equal weights when there is none). The *drift share* is the weight of the
+drifted features plus ``monitor.moderate_weight`` times the weight of the moderate ones, and the
+data set drifts when it reaches ``monitor.drift_share``. So a clear shift in the feature the model
+leans on most alarms on its own, while noise in a feature the model ignores never does. The
+predictions drift when the score distribution passes the same two tests (with
+``monitor.prediction_psi_threshold``). Missing values are the data-quality check's concern
+(:mod:`.quality`): PSI and the tests compare the values that are present.
 """
 
 from __future__ import annotations
@@ -33,6 +40,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+Severity = Literal["stable", "moderate", "drifted"]
+
 # Proportions are floored at this before the log in PSI: an empty bin would make it infinite.
 PSI_FLOOR = 1e-4
 
@@ -50,8 +59,15 @@ class FeatureDrift(BaseModel):
     p_value: float
     missing_reference: float
     missing_current: float
-    drifted: bool
+    severity: Severity
+    weight: float  # the feature's share of the model's importance (0 for the score)
     reason: str
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def drifted(self) -> bool:
+        """The shift is real and large."""
+        return self.severity == "drifted"
 
 
 class DriftResult(BaseModel):
@@ -65,7 +81,8 @@ class DriftResult(BaseModel):
     prediction: FeatureDrift
     positive_rate_reference: float
     positive_rate_current: float
-    drift_share: float
+    drift_share: float  # importance-weighted; see the module docstring
+    weighted_by_importance: bool
     dataset_drift: bool
     prediction_drift: bool
 
@@ -80,6 +97,18 @@ class DriftResult(BaseModel):
     def drifted_features(self) -> list[str]:
         """Names of the features that drifted."""
         return [feature.feature for feature in self.features if feature.drifted]
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def warnings(self) -> list[str]:
+        """The moderate shifts, each in a sentence: worth a look, not an alarm on their own."""
+        return [
+            f"{item.feature}: moderate shift ({item.reason}; weight {item.weight:.0%})"
+            if item.kind != "score"
+            else f"score: moderate shift ({item.reason})"
+            for item in (*self.features, self.prediction)
+            if item.severity == "moderate"
+        ]
 
 
 def psi(reference: np.ndarray, current: np.ndarray) -> float:
@@ -176,11 +205,14 @@ def _verdict(
     params: MonitorParams,
     psi_threshold: float,
 ) -> FeatureDrift:
-    reasons = []
-    if psi_value >= psi_threshold and p_value < params.p_value:
-        reasons.append(f"PSI {psi_value:.3f} >= {psi_threshold:g} and {test} p {p_value:.2g}")
-    if missing_current - missing_reference > params.max_missing_increase:
-        reasons.append(f"missing share {missing_reference:.1%} -> {missing_current:.1%}")
+    severity: Severity = "stable"
+    reason = "stable"
+    if p_value < params.p_value and psi_value >= psi_threshold:
+        severity = "drifted"
+        reason = f"PSI {psi_value:.3f} >= {psi_threshold:g} and {test} p {p_value:.2g}"
+    elif p_value < params.p_value and psi_value >= min(params.psi_moderate, psi_threshold):
+        severity = "moderate"
+        reason = f"PSI {psi_value:.3f} >= {params.psi_moderate:g} and {test} p {p_value:.2g}"
     return FeatureDrift(
         feature=name,
         kind=kind,
@@ -190,8 +222,9 @@ def _verdict(
         p_value=float(f"{p_value:.6g}"),
         missing_reference=round(missing_reference, 6),
         missing_current=round(missing_current, 6),
-        drifted=bool(reasons),
-        reason="; ".join(reasons) or "stable",
+        severity=severity,
+        weight=0.0,  # set by detect_drift, which knows every feature
+        reason=reason,
     )
 
 
@@ -208,12 +241,16 @@ def detect_drift(
     Returns:
         Per-feature drift, prediction drift and the data-set verdict.
     """
-    features = [
-        numeric_drift(name, profile, _column(current, name), params)
+    unweighted = [
+        numeric_drift(name, profile, window_column(current, name), params)
         for name, profile in reference.numeric.items()
     ] + [
-        categorical_drift(name, profile, _column(current, name), params)
+        categorical_drift(name, profile, window_column(current, name), params)
         for name, profile in reference.categorical.items()
+    ]
+    weights = feature_weights([item.feature for item in unweighted], reference.importance)
+    features = [
+        item.model_copy(update={"weight": round(weights[item.feature], 6)}) for item in unweighted
     ]
     prediction = numeric_drift(
         "score",
@@ -223,7 +260,9 @@ def detect_drift(
         kind="score",
         psi_threshold=params.prediction_psi_threshold,
     )
-    share = sum(feature.drifted for feature in features) / len(features) if features else 0.0
+    counts = {"drifted": 1.0, "moderate": params.moderate_weight, "stable": 0.0}
+    # Rounded as reported: the sum of equal weights lands a hair under its threshold otherwise.
+    share = round(sum(weights[item.feature] * counts[item.severity] for item in features), 6)
     positive = current["prediction"].astype(str) == reference.positive_class
     return DriftResult(
         n_reference=reference.n_rows,
@@ -232,13 +271,32 @@ def detect_drift(
         prediction=prediction,
         positive_rate_reference=round(reference.positive_rate, 6),
         positive_rate_current=round(float(positive.mean()) if len(positive) else 0.0, 6),
-        drift_share=round(share, 6),
+        drift_share=share,
+        weighted_by_importance=any(value > 0 for value in reference.importance.values()),
         dataset_drift=bool(features) and share >= params.drift_share,
         prediction_drift=prediction.drifted,
     )
 
 
-def _column(frame: pd.DataFrame, name: str) -> pd.Series:
+def feature_weights(names: list[str], importance: dict[str, float]) -> dict[str, float]:
+    """Each feature's share of the model's permutation importance (negative counts as none).
+
+    Equal shares when no importance was recorded, or when none of it is positive (a model that
+    leans on nothing measurable): then every feature counts alike, as without weights.
+    """
+    positive = {name: max(float(importance.get(name, 0.0)), 0.0) for name in names}
+    total = sum(positive.values())
+    if total <= 0:
+        return equal_weights(names)
+    return {name: value / total for name, value in positive.items()}
+
+
+def equal_weights(names: list[str]) -> dict[str, float]:
+    """Every feature counts alike."""
+    return {name: 1 / len(names) for name in names}
+
+
+def window_column(frame: pd.DataFrame, name: str) -> pd.Series:
     """A model input of the window; a column the log lacks counts as entirely missing."""
     if name in frame.columns:
         return frame[name]

@@ -4,15 +4,21 @@
    (:mod:`.reference`), or a profile file given with ``--reference``.
 2. The window: the given batch; else the newest scoring batch, when the newest logged prediction
    came from one; else the newest ``monitor.window_rows`` predictions (API traffic).
-3. Drift (:mod:`.drift`) on the window, performance (:mod:`.performance`) on every labelled
-   period of the version.
+3. The window's assessment (:func:`assess_window`), label-free: data quality (:mod:`.quality`),
+   importance-weighted drift (:mod:`.drift`) and performance estimated from the calibrated scores
+   (:mod:`.estimate`). Then realised performance (:mod:`.performance`) on every labelled period.
 4. The report: ``reports/monitoring/<time>-v<version>.{html,json}``, copied to ``latest.html`` and
    ``latest.json``; with ``PROMETHEUS_PUSHGATEWAY_URL`` set, its figures go to Prometheus too
    (:mod:`.metrics`).
 
-The JSON summary is the retrain trigger's interface: ``drift_detected``, ``performance_breach``
-and ``retrain_recommended`` (either), with the figures behind them. With ``--fail-on-drift`` the
-step exits with :data:`EXIT_ALARM` when ``retrain_recommended`` is true.
+The JSON summary is the alarm interface. ``alarms`` lists what fired, out of ``data_quality``,
+``drift``, ``estimated_performance`` and ``performance``, and ``status`` joins them with ``+``
+(``ok`` when none did, ``insufficient_data`` when too few rows and no labels). The retrain trigger
+is ``retrain_recommended``: drift, or a breach, realised or estimated, on healthy inputs. A
+data-quality alarm holds retraining back (a model retrained on broken inputs learns the
+breakage): it calls for a fix upstream first. With ``--fail-on-alarm`` the step exits with
+:data:`EXIT_ALARM` when retraining is recommended and :data:`EXIT_DATA_QUALITY` on a data-quality
+alarm, so a scheduler can tell "retrain" from "repair the data".
 """
 
 from __future__ import annotations
@@ -29,21 +35,30 @@ from pydantic import BaseModel, ConfigDict, Field, computed_field
 from ..errors import StepError
 from ..prediction_log import read_prediction_log
 from .drift import DriftResult, detect_drift
+from .estimate import PerformanceEstimate, estimate_performance
 from .performance import PerformanceResult, judge_performance, performance_by_period, read_labels
+from .quality import QualityResult, check_quality
 from .report import render_html
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from ..config import Settings
-    from ..params import Params
+    from ..params import MonitorParams, Params
     from .reference import ReferenceProfile
 
 logger = logging.getLogger(__name__)
 
 EXIT_ALARM = 3
-"""Exit code of ``monitor --fail-on-drift`` when drift or a performance breach is found (1 and 2
-mean the step itself failed)."""
+"""Exit code of ``monitor --fail-on-alarm`` when retraining is recommended (1 and 2 mean the step
+itself failed)."""
+EXIT_DATA_QUALITY = 4
+"""Exit code of ``monitor --fail-on-alarm`` on a data-quality alarm, whatever else fired: repair
+the inputs before anything is retrained on them."""
+
+Alarm = Literal["data_quality", "drift", "estimated_performance", "performance"]
+"""What the monitor alarms on, in the order the status names them."""
+ALARMS: tuple[Alarm, ...] = ("data_quality", "drift", "estimated_performance", "performance")
 
 
 class MonitorError(StepError):
@@ -51,7 +66,7 @@ class MonitorError(StepError):
 
 
 class Window(BaseModel):
-    """The rows judged for drift."""
+    """The rows judged."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -62,14 +77,62 @@ class Window(BaseModel):
     last: str | None
 
 
-Status = Literal["ok", "drift", "performance", "drift+performance", "insufficient_data"]
+class Assessment(BaseModel):
+    """What the window's rows say without labels: data quality, drift, estimated performance.
+
+    All three are None when the window is smaller than ``monitor.min_rows`` (not judged).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    quality: QualityResult | None
+    drift: DriftResult | None
+    estimate: PerformanceEstimate | None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def alarms(self) -> list[Alarm]:
+        """The label-free alarms that fired."""
+        fired = {
+            "data_quality": self.quality is not None and self.quality.alarm,
+            "drift": self.drift is not None and self.drift.drift_detected,
+            "estimated_performance": self.estimate is not None and self.estimate.breach,
+        }
+        return [alarm for alarm in ALARMS if fired.get(alarm)]
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def warnings(self) -> list[str]:
+        """Moderate shifts: worth a look, no alarm on their own."""
+        return [] if self.drift is None else self.drift.warnings
+
+
+def assess_window(
+    reference: ReferenceProfile, window: pd.DataFrame, options: MonitorParams
+) -> Assessment:
+    """Judge a window of scored rows against `reference`, without labels.
+
+    Args:
+        reference: The model version's reference profile.
+        window: One column per model input, plus ``score`` (the positive-class probability) and
+            ``prediction`` (the predicted label).
+        options: The ``monitor`` section of params.yaml.
+    """
+    if len(window) < options.min_rows:
+        return Assessment(quality=None, drift=None, estimate=None)
+    return Assessment(
+        quality=check_quality(reference, window, options),
+        drift=detect_drift(reference, window, options),
+        estimate=estimate_performance(reference, window, options),
+    )
 
 
 class MonitoringSummary(BaseModel):
     """One monitoring run's verdict and the figures behind it: the JSON report, typed.
 
-    ``drift_detected``, ``performance_breach`` and ``retrain_recommended`` are the retrain
-    trigger's interface (see the README); ``drift`` is absent when the window was too small.
+    ``alarms``, ``status`` and ``retrain_recommended`` are the alarm interface (see the module
+    docstring and the README); ``quality``, ``drift`` and ``estimate`` are absent when the window
+    was too small.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -79,17 +142,52 @@ class MonitoringSummary(BaseModel):
     model_version: str | None
     window: Window
     thresholds: dict[str, Any]
+    quality: QualityResult | None = None
     drift: DriftResult | None
+    estimate: PerformanceEstimate | None = None
     performance: PerformanceResult
-    status: Status
     message: str | None = None
     reports: dict[str, str] = Field(default_factory=dict)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def alarms(self) -> list[Alarm]:
+        """Every alarm that fired, label-free ones first."""
+        label_free = Assessment(quality=self.quality, drift=self.drift, estimate=self.estimate)
+        realised: list[Alarm] = ["performance"] if self.performance.breach else []
+        return [*label_free.alarms, *realised]
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def status(self) -> str:
+        """The alarms joined with ``+``; ``ok``; or ``insufficient_data`` (nothing was judged)."""
+        if self.alarms:
+            return "+".join(self.alarms)
+        return "insufficient_data" if self.drift is None else "ok"
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def warnings(self) -> list[str]:
+        """Moderate shifts: worth a look, no alarm on their own."""
+        return [] if self.drift is None else self.drift.warnings
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def data_quality_alarm(self) -> bool:
+        """Inputs the model never saw, a missing-value surge, or values outside the contract."""
+        return self.quality is not None and self.quality.alarm
 
     @computed_field  # type: ignore[prop-decorator]
     @property
     def drift_detected(self) -> bool:
         """The data set or the predictions drifted."""
         return self.drift is not None and self.drift.drift_detected
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def estimated_breach(self) -> bool:
+        """The label-free estimate of precision or recall fell below its floor."""
+        return self.estimate is not None and self.estimate.breach
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -100,8 +198,9 @@ class MonitoringSummary(BaseModel):
     @computed_field  # type: ignore[prop-decorator]
     @property
     def retrain_recommended(self) -> bool:
-        """Drift or a performance breach: the retrain trigger."""
-        return self.drift_detected or self.performance_breach
+        """Drift, or a breach realised or estimated, on healthy inputs: the retrain trigger."""
+        breach = self.drift_detected or self.performance_breach or self.estimated_breach
+        return breach and not self.data_quality_alarm
 
 
 @dataclass(frozen=True)
@@ -113,9 +212,11 @@ class MonitorResult:
     json_path: Path
 
     @property
-    def alarm(self) -> bool:
-        """Drift or a performance breach: retraining is recommended."""
-        return self.summary.retrain_recommended
+    def exit_code(self) -> int:
+        """The exit code of ``monitor --fail-on-alarm``: 0 when no alarm fired."""
+        if self.summary.data_quality_alarm:
+            return EXIT_DATA_QUALITY
+        return EXIT_ALARM if self.summary.alarms else 0
 
 
 def monitoring_dir(settings: Settings) -> Path:
@@ -164,7 +265,7 @@ def run_monitor(
     batch_id: str | None = None,
     reference: ReferenceProfile | None = None,
 ) -> MonitorResult:
-    """Judge the window for drift and the labelled periods for performance; write the report.
+    """Assess the window, judge the labelled periods for performance; write the report.
 
     Args:
         settings: Where the log, the labels, the registry and the reports are.
@@ -187,24 +288,17 @@ def run_monitor(
         reference = recorded_reference(settings, champion_version(settings))
     log = read_prediction_log(settings.prediction_log_dir, model_version=reference.model_version)
     window, description = select_window(log, options.window_rows, batch_id)
-    drift = detect_drift(reference, window, options) if len(window) >= options.min_rows else None
+    assessment = assess_window(reference, window, options)
     periods = performance_by_period(
         log, read_labels(labels_dir(settings)), reference.positive_class
     )
     performance = judge_performance(periods, reference.baseline, options, reference.model_version)
-    drifted = drift is not None and drift.drift_detected
     message = None
-    status: Status
-    if drift is None and not performance.breach:
-        status = "insufficient_data"
+    if assessment.drift is None:
         message = (
             f"{len(window)} rows in the window ({description}); at least {options.min_rows} "
-            "are needed to judge drift (`monitor.min_rows`)"
+            "are needed to judge it (`monitor.min_rows`)"
         )
-    elif drifted and performance.breach:
-        status = "drift+performance"
-    else:
-        status = "drift" if drifted else "performance" if performance.breach else "ok"
     summary = MonitoringSummary(
         generated_at=datetime.now(tz=UTC).isoformat(timespec="seconds"),
         model_name=reference.model_name,
@@ -217,9 +311,10 @@ def run_monitor(
             last=_iso(window["timestamp"].max()) if len(window) else None,
         ),
         thresholds=options.model_dump(mode="json", exclude={"demo"}),
-        drift=drift,
+        quality=assessment.quality,
+        drift=assessment.drift,
+        estimate=assessment.estimate,
         performance=performance,
-        status=status,
         message=message,
     )
     result = write_report(settings, summary, reference, window)

@@ -4,13 +4,17 @@ A :class:`ReferenceProfile` is built from the model's held-out rows (recorded by
 ``split/test_ids.json``): per numeric feature, PSI bin edges at the reference quantiles, the share
 of rows in each bin and a sample of values for the KS test; per categorical feature, the count of
 each category; the missing share of every feature; the distribution of the model's scores; and the
-held-out precision and recall that performance is compared with. Held-out rows, not training rows,
-because the model's scores on rows it was fitted to are sharper than on any new data.
+held-out precision and recall that performance is compared with; the contract's bounds of each
+numeric feature (the data-quality check's limits); and how well the scores are calibrated, with
+the map that calibrates them (what the label-free performance estimate reads). Held-out rows, not
+training rows, because the model's scores on rows it was fitted to are sharper than on any new data.
 
 The train step builds the profile from the held-out rows of its own split and records it as
 ``monitoring/reference.json`` on the run (:func:`log_reference_profile`), so every model version
 carries the reference it was judged on. The monitor reads it back (:func:`recorded_reference`);
-it never rebuilds one from today's feature table, which after a retrain holds other rows.
+it never rebuilds one from today's feature table, which after a retrain holds other rows. The
+evaluate step's permutation importance (``evaluation/report.json`` on the same run) joins the
+profile when it is read back: it weighs each feature's drift.
 """
 
 from __future__ import annotations
@@ -54,6 +58,8 @@ class NumericReference(_Frozen):
     sample: list[float]  # non-missing values, for the KS test and the plots
     missing_share: float
     count: int
+    minimum: float | None = None  # the contract's bounds (None: unbounded, or not recorded)
+    maximum: float | None = None
 
 
 class CategoricalReference(_Frozen):
@@ -62,6 +68,26 @@ class CategoricalReference(_Frozen):
     counts: dict[str, int]
     missing_share: float
     count: int
+
+
+class Calibration(_Frozen):
+    """How well the model's scores match the rate of positives, and the map that corrects them.
+
+    The map is an isotonic regression of the held-out labels on the scores, kept as its
+    breakpoints: ``numpy.interp(score, scores, probabilities)`` is the calibrated probability.
+    The errors are expected calibration errors (10 equal-width bins) on the held-out rows, before
+    and after the map; the map's own error is measured out of fold (fitted on one half, measured
+    on the other), so it is not flattered by being fitted to the same rows.
+    """
+
+    scores: list[float]
+    probabilities: list[float]
+    error_raw: float
+    error_calibrated: float
+
+    def probability(self, scores: np.ndarray) -> np.ndarray:
+        """The calibrated probability of the positive class for each score."""
+        return np.asarray(np.interp(scores, self.scores, self.probabilities), dtype="float64")
 
 
 class ReferenceProfile(_Frozen):
@@ -78,6 +104,9 @@ class ReferenceProfile(_Frozen):
     score: NumericReference
     positive_rate: float
     baseline: dict[str, float]  # held-out precision and recall of the positive class
+    calibration: Calibration | None = None  # None: recorded before calibration was
+    # The evaluate step's permutation importance per feature; joined when read back (empty: none).
+    importance: dict[str, float] = {}
 
     def to_json(self) -> str:
         """The profile as JSON."""
@@ -89,20 +118,35 @@ class ReferenceProfile(_Frozen):
         return cls.model_validate_json(text)
 
 
-def numeric_reference(values: pd.Series, bins: int, seed: int = 0) -> NumericReference:
+def numeric_reference(
+    values: pd.Series,
+    bins: int,
+    seed: int = 0,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+) -> NumericReference:
     """Bin edges at the quantiles of `values`, the share per bin, and a sample of the values.
 
     Args:
         values: The reference values (missing ones count towards ``missing_share`` only).
         bins: Number of quantile bins; tied quantiles merge, so there may be fewer.
         seed: Seed of the thinning when there are more than :data:`MAX_SAMPLE` values.
+        minimum: The smallest value the contract allows (recorded for the data-quality check).
+        maximum: The largest.
     """
     numbers = pd.to_numeric(values, errors="coerce").astype("float64").to_numpy()
     present = numbers[~np.isnan(numbers)]
     missing = float(1 - len(present) / len(numbers)) if len(numbers) else 0.0
     if len(present) == 0:
         return NumericReference(
-            edges=[], proportions=[1.0], sample=[], missing_share=missing, count=0
+            edges=[],
+            proportions=[1.0],
+            sample=[],
+            missing_share=missing,
+            count=0,
+            minimum=minimum,
+            maximum=maximum,
         )
     edges = np.unique(np.quantile(present, np.linspace(0, 1, bins + 1)[1:-1]))
     proportions = bin_shares(present, edges)
@@ -115,6 +159,8 @@ def numeric_reference(values: pd.Series, bins: int, seed: int = 0) -> NumericRef
         sample=[float(value) for value in sample],
         missing_share=missing,
         count=len(present),
+        minimum=minimum,
+        maximum=maximum,
     )
 
 
@@ -177,7 +223,15 @@ def build_reference_profile(
         created_at=datetime.now(tz=UTC).isoformat(timespec="seconds"),
         positive_class=positive_class,
         n_rows=len(frame),
-        numeric={name: numeric_reference(frame[name], bins) for name in contract.numeric_features},
+        numeric={
+            name: numeric_reference(
+                frame[name],
+                bins,
+                minimum=contract.column(name).minimum,
+                maximum=contract.column(name).maximum,
+            )
+            for name in contract.numeric_features
+        },
         categorical={
             name: categorical_reference(frame[name]) for name in contract.categorical_features
         },
@@ -187,7 +241,48 @@ def build_reference_profile(
             "precision": float(precision_score(truth, predicted, zero_division=0)),
             "recall": float(recall_score(truth, predicted, zero_division=0)),
         },
+        calibration=calibrate(scores, truth) if 0 < truth.sum() < len(truth) else None,
     )
+
+
+def calibrate(scores: np.ndarray, truth: np.ndarray, bins: int = 10) -> Calibration:
+    """Fit the map from `scores` to the rate of positives (`truth`) and measure calibration.
+
+    Args:
+        scores: The model's positive-class scores on held-out rows.
+        truth: Whether each row is positive.
+        bins: Equal-width bins of the expected calibration error.
+    """
+    from sklearn.isotonic import IsotonicRegression
+
+    def fitted(rows: np.ndarray) -> IsotonicRegression:
+        isotonic = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
+        return isotonic.fit(scores[rows], truth[rows].astype("float64"))
+
+    # Out of fold: each half is calibrated by the map fitted on the other.
+    halves = np.arange(len(scores)) % 2 == 0
+    out_of_fold = np.empty(len(scores))
+    for half in (halves, ~halves):
+        out_of_fold[half] = fitted(~half).predict(scores[half])
+    everything = fitted(np.ones(len(scores), dtype=bool))
+    return Calibration(
+        scores=[float(value) for value in everything.X_thresholds_],
+        probabilities=[float(value) for value in everything.y_thresholds_],
+        error_raw=round(calibration_error(scores, truth, bins), 6),
+        error_calibrated=round(calibration_error(out_of_fold, truth, bins), 6),
+    )
+
+
+def calibration_error(probabilities: np.ndarray, truth: np.ndarray, bins: int = 10) -> float:
+    """Expected calibration error: the row-weighted gap between probability and positive rate."""
+    which = np.minimum((probabilities * bins).astype(int), bins - 1)
+    gaps = [
+        abs(float(probabilities[which == index].mean()) - float(truth[which == index].mean()))
+        * float(np.mean(which == index))
+        for index in range(bins)
+        if np.any(which == index)
+    ]
+    return float(sum(gaps))
 
 
 def log_reference_profile(profile: ReferenceProfile) -> None:
@@ -210,6 +305,7 @@ def recorded_reference(settings: Settings, version: str) -> ReferenceProfile:
     """
     from mlflow.exceptions import MlflowException
 
+    from ..evaluation.report import REPORT_ARTIFACT, EvaluationReport
     from ..tracking import connect, run_artifact_text
 
     client = connect(settings, create=False)
@@ -221,7 +317,18 @@ def recorded_reference(settings: Settings, version: str) -> ReferenceProfile:
             f"{settings.model_name} v{version} (run {run_id}) has no {REFERENCE_ARTIFACT}: the "
             "train step records it; train, register and promote a new version (make all)"
         ) from error
-    return ReferenceProfile.from_json(text).model_copy(update={"model_version": version})
+    update: dict[str, object] = {"model_version": version}
+    try:
+        evaluation = run_artifact_text(client, run_id, REPORT_ARTIFACT)
+        update["importance"] = EvaluationReport.model_validate_json(
+            evaluation
+        ).permutation_importance
+    except (MlflowException, OSError, ValidationError):
+        # Registered without the evaluate step's report: every feature's drift counts alike.
+        logger.warning(
+            "v%s has no %s: drift is not weighted by importance", version, REPORT_ARTIFACT
+        )
+    return ReferenceProfile.from_json(text).model_copy(update=update)
 
 
 def load_reference_file(path: Path) -> ReferenceProfile:

@@ -1,9 +1,10 @@
 """The monitoring report: one self-contained HTML file (plots inlined as PNG), read offline.
 
 No script, no stylesheet and no font is fetched: the file opens the same from a laptop, a CI
-artifact or an e-mail attachment. Sections: the verdict, the drift table, the performance trend
-against the held-out baseline, then reference-vs-current distributions per feature and of the
-scores.
+artifact or an e-mail attachment. Sections: the verdict, data quality, the drift table (with each
+feature's weight and the moderate shifts), performance estimated before labels beside the
+realised figures, the performance trend against the held-out baseline, then reference-vs-current
+distributions per feature and of the scores.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ import pandas as pd
 
 if TYPE_CHECKING:
     from .drift import DriftResult
+    from .estimate import PerformanceEstimate
     from .monitor import MonitoringSummary
-    from .performance import PeriodPerformance
+    from .performance import PerformanceResult, PeriodPerformance
+    from .quality import QualityResult
     from .reference import ReferenceProfile
 
 logger = logging.getLogger(__name__)
@@ -33,7 +36,7 @@ h1 { margin-bottom: .2rem; } .muted { color: #666; }
 table { border-collapse: collapse; margin: .5rem 0 1.5rem; }
 th, td { padding: .25rem .6rem; border-bottom: 1px solid #ddd; text-align: right; }
 th:first-child, td:first-child, td.text { text-align: left; }
-tr.drifted td { background: #fde8e8; }
+tr.drifted td { background: #fde8e8; } tr.moderate td { background: #fff4d6; }
 .grid { display: flex; flex-wrap: wrap; gap: .5rem; } .grid figure { margin: 0; }
 figcaption { font-size: .85rem; color: #555; text-align: center; }
 """
@@ -141,43 +144,114 @@ def _trend_plot(periods: list[PeriodPerformance], baseline: dict[str, float]) ->
 def _verdict_text(summary: MonitoringSummary) -> tuple[str, str]:
     if summary.status == "insufficient_data":
         return "unknown", f"Not judged: {summary.message}"
-    if not summary.retrain_recommended:
-        return "ok", "No drift and no performance breach."
+    if not summary.alarms:
+        warned = (
+            f" {len(summary.warnings)} moderate shift(s): see Drift." if summary.warnings else ""
+        )
+        return "ok", "No alarm: the inputs are sound, nothing drifted, performance holds." + warned
     parts = []
+    quality = summary.quality
+    if quality is not None and quality.alarm:
+        parts.append("Data quality: " + "; ".join(issue.message for issue in quality.issues) + ".")
     drift = summary.drift
     if drift is not None and drift.drift_detected:
         what = []
         if drift.dataset_drift:
             what.append(
                 f"{len(drift.drifted_features)} of {len(drift.features)} features drifted "
-                f"({', '.join(drift.drifted_features)})"
+                f"({', '.join(drift.drifted_features) or 'moderate shifts only'}), weighing "
+                f"{drift.drift_share:.0%} of the model's importance"
             )
         if drift.prediction_drift:
             what.append("the score distribution drifted")
         parts.append("Drift: " + "; ".join(what) + ".")
+    if summary.estimated_breach and summary.estimate is not None:
+        parts.append("Estimated performance: " + "; ".join(summary.estimate.reasons) + ".")
     if summary.performance_breach:
         parts.append("Performance: " + "; ".join(summary.performance.reasons) + ".")
-    return "alarm", " ".join(parts) + " Retraining is recommended."
+    if summary.retrain_recommended:
+        parts.append("Retraining is recommended.")
+    elif summary.data_quality_alarm:
+        parts.append(
+            "Repair the inputs before retraining: a model retrained on them learns the breakage."
+        )
+    return "alarm", " ".join(parts)
+
+
+def _quality_table(quality: QualityResult) -> str:
+    rows = "".join(
+        f"<tr class='drifted'><td>{html.escape(issue.feature)}</td>"
+        f"<td class='text'>{issue.kind.replace('_', ' ')}</td><td>{issue.share:.1%}</td>"
+        f"<td>{issue.threshold:.1%}</td>"
+        f"<td class='text'>{html.escape('(missing)' if issue.example is None else issue.example)}"
+        f"</td></tr>"
+        for issue in quality.issues
+    )
+    head = (
+        "<tr><th>feature</th><th>issue</th><th>share of rows</th><th>allowed</th>"
+        "<th>example</th></tr>"
+    )
+    return f"<table>{head}{rows}</table>"
 
 
 def _drift_table(drift: DriftResult) -> str:
+    verdicts = {"drifted": "DRIFT", "moderate": "warning", "stable": "ok"}
     rows = []
     for item in [*drift.features, drift.prediction]:
+        weight = "-" if item.kind == "score" else f"{item.weight:.0%}"
         rows.append(
-            f'<tr class="{"drifted" if item.drifted else ""}">'
+            f'<tr class="{"" if item.severity == "stable" else item.severity}">'
             f"<td>{html.escape(item.feature)}</td><td class='text'>{item.kind}</td>"
+            f"<td>{weight}</td>"
             f"<td>{item.psi:.3f}</td><td class='text'>{item.test}</td>"
             f"<td>{item.statistic:.3f}</td><td>{item.p_value:.2g}</td>"
             f"<td>{item.missing_reference:.1%}</td><td>{item.missing_current:.1%}</td>"
-            f"<td class='text'>{'DRIFT' if item.drifted else 'ok'}</td>"
+            f"<td class='text'>{verdicts[item.severity]}</td>"
             f"<td class='text'>{html.escape(item.reason)}</td></tr>"
         )
     head = (
-        "<tr><th>column</th><th>kind</th><th>PSI</th><th>test</th><th>statistic</th>"
-        "<th>p-value</th><th>missing (ref)</th><th>missing (now)</th><th>verdict</th>"
-        "<th>why</th></tr>"
+        "<tr><th>column</th><th>kind</th><th>weight</th><th>PSI</th><th>test</th>"
+        "<th>statistic</th><th>p-value</th><th>missing (ref)</th><th>missing (now)</th>"
+        "<th>verdict</th><th>why</th></tr>"
     )
     return f"<table>{head}{''.join(rows)}</table>"
+
+
+def _estimate_text(estimate: PerformanceEstimate, performance: PerformanceResult, z: float) -> str:
+    def figure(value: float | None, low: float | None, high: float | None) -> str:
+        if value is None or low is None or high is None:
+            return "undefined"
+        return f"{value:.3f} ({low:.3f} to {high:.3f})"
+
+    realised = next(
+        (period for period in performance.periods if period.period == performance.judged_period),
+        None,
+    )
+
+    def seen(metric: str) -> str:
+        value = None if realised is None else getattr(realised, metric)
+        return "-" if value is None else f"{value:.3f}"
+
+    rows = [
+        f"<tr><td>{metric}</td><td>{figure(*values)}</td>"
+        f"<td>{performance.baseline.get(metric, float('nan')):.3f}</td><td>{seen(metric)}</td></tr>"
+        for metric, values in (
+            ("precision", (estimate.precision, estimate.precision_low, estimate.precision_high)),
+            ("recall", (estimate.recall, estimate.recall_low, estimate.recall_high)),
+        )
+    ]
+    head = (
+        f"<tr><th>metric</th><th>estimated for this window (± {z:g} sd interval)</th>"
+        "<th>held-out</th><th>realised, latest labelled period</th></tr>"
+    )
+    verdict = "; ".join(estimate.reasons) if estimate.breach else "within the allowed drop"
+    return (
+        f"<p>From the calibrated scores of {estimate.n_rows} rows "
+        f"({estimate.n_predicted_positive} predicted positive), before any label: "
+        f"{html.escape(verdict)}. The estimate holds while the link between inputs and labels "
+        f"does; the realised figures, once labels arrive, are the final word.</p>"
+        f"<table>{head}{''.join(rows)}</table>"
+    )
 
 
 def _period_table(periods: list[PeriodPerformance]) -> str:
@@ -222,17 +296,38 @@ def render_html(
         f"{reference.n_rows} held-out rows</p>",
         f"<div class='verdict {css_class}'>{html.escape(verdict)}</div>",
     ]
+    quality = summary.quality
+    if quality is not None:
+        parts.append("<h2>Data quality</h2>")
+        parts.append(
+            _quality_table(quality)
+            if quality.alarm
+            else "<p>No unseen category, no missing-value surge, nothing outside the contract's "
+            "bounds.</p>"
+        )
     drift = summary.drift
     if drift is not None:
+        weighting = (
+            "of the model's permutation importance"
+            if drift.weighted_by_importance
+            else "of the features (no importance recorded: equal weights)"
+        )
         parts += [
             "<h2>Drift</h2>",
-            f"<p>{len(drift.drifted_features)} of {len(drift.features)} features drifted "
-            f"(share {drift.drift_share:.0%}, data-set threshold "
-            f"{summary.thresholds['drift_share']:.0%}); positive rate "
-            f"{drift.positive_rate_reference:.1%} → {drift.positive_rate_current:.1%}.</p>",
+            f"<p>{len(drift.drifted_features)} of {len(drift.features)} features drifted, "
+            f"{len(drift.warnings)} shifted moderately: together {drift.drift_share:.0%} "
+            f"{weighting} (data-set threshold {summary.thresholds['drift_share']:.0%}); "
+            f"positive rate {drift.positive_rate_reference:.1%} → "
+            f"{drift.positive_rate_current:.1%}.</p>",
+            *(f"<p>Warning: {html.escape(warning)}</p>" for warning in drift.warnings),
             _drift_table(drift),
         ]
     performance = summary.performance
+    if summary.estimate is not None:
+        parts += [
+            "<h2>Estimated performance</h2>",
+            _estimate_text(summary.estimate, performance, summary.thresholds["estimate_z"]),
+        ]
     parts.append("<h2>Performance</h2>")
     if performance.periods:
         parts.append(

@@ -12,7 +12,7 @@ What                   Does                                                   On
                                                                               sensor retrains
                                                                               when needed
 ``retrain_on_alarm``   a training run per monitoring report that recommends   yes
-                       retraining (drift or a performance breach)
+                       retraining (drift, or a breach realised or estimated)
 ``evaluate_new_``      evaluates each new registry version                    yes
 ``versions``
 =====================  =====================================================  ==============
@@ -107,7 +107,7 @@ def newest_summary(project: ProjectResource) -> MonitoringSummary | None:
 def retrain_on_alarm(
     context: SensorEvaluationContext, project: ProjectResource
 ) -> SensorResult | SkipReason:
-    """One training run per report that found drift or a performance breach."""
+    """One training run per report that recommends retraining (never on broken inputs)."""
     summary = newest_summary(project)
     if summary is None:
         return SkipReason("no monitoring report yet (`make monitor`, or the scoring job)")
@@ -121,6 +121,7 @@ def retrain_on_alarm(
         reason
         for reason, found in (
             ("drift", summary.drift_detected),
+            ("estimated_performance", summary.estimated_breach),
             ("performance", summary.performance_breach),
         )
         if found

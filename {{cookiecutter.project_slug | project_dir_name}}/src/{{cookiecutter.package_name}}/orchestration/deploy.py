@@ -2,7 +2,7 @@
 
 ``predictions`` and ``monitoring_report`` are what ``make score`` and ``make monitor`` do. The
 report's verdict is metadata, not a failure: the retraining sensor (``automation.py``) reads it
-and starts training when drift or a performance breach is reported.
+and starts training when the report recommends retraining.
 
 ``version_evaluation`` is partitioned by model version: the registry sensor adds a partition for
 each new version and evaluates it (:func:`~..evaluation.step.evaluate_version`), so a version
@@ -58,6 +58,10 @@ def build_deploy_assets(feature_table: AssetKey, champion: AssetKey) -> list[Any
         metadata: dict[str, Any] = {
             "status": summary.status,
             "retrain_recommended": summary.retrain_recommended,
+            "data_quality_issues": "; ".join(
+                issue.message for issue in (summary.quality.issues if summary.quality else [])
+            )
+            or "none",
             "performance": summary.performance.status,
             "window_rows": summary.window.rows,
             "model_version": summary.model_version or "",
@@ -67,6 +71,8 @@ def build_deploy_assets(feature_table: AssetKey, champion: AssetKey) -> list[Any
         if summary.drift is not None:  # None: too few rows in the window to judge drift
             metadata["drift_share"] = round(summary.drift.drift_share, 4)
             metadata["drifted_features"] = ", ".join(summary.drift.drifted_features) or "none"
+        if summary.estimate is not None and summary.estimate.precision is not None:
+            metadata["estimated_precision"] = summary.estimate.precision
         return MaterializeResult(metadata=metadata)
 
     @asset(group_name=MONITOR_GROUP, partitions_def=model_versions, kinds={"mlflow"})
