@@ -287,7 +287,7 @@ class MonitorParams(_Section):
     min_rows: Annotated[int, Field(ge=1)] = 200
     bins: Annotated[int, Field(ge=2, le=100)] = 10
     psi_threshold: Annotated[float, Field(gt=0)] = 0.2
-    psi_moderate: Annotated[float, Field(gt=0)] = 0.1
+    psi_moderate: Annotated[float, Field(gt=0)] = 0.05
     p_value: Annotated[float, Field(gt=0, lt=1)] = 0.01
     drift_share: Fraction = 0.25
     moderate_weight: Fraction = 0.5

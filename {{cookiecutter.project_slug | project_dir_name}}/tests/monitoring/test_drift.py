@@ -100,13 +100,15 @@ def test_drift_in_the_feature_the_model_leans_on_alarms_alone(
     result = detect_drift(leaning, shifted, PARAMS)
     assert result.drifted_features == ["avg_payment_delay_days"]
     assert result.weighted_by_importance
-    assert result.drift_share == pytest.approx(0.6 / 0.9, abs=1e-4)
+    assert result.importance_share == pytest.approx(0.6 / 0.9, abs=1e-4)
+    assert result.feature_share == pytest.approx(1 / 12, abs=1e-4)
     assert result.dataset_drift
     # The same shift in a feature the model ignores is reported, and raises nothing.
     ignored = current.assign(tenure_days=current["tenure_days"] + 900)
     quiet = detect_drift(leaning, ignored, PARAMS)
     assert quiet.drifted_features == ["tenure_days"]
-    assert quiet.drift_share == 0.0
+    assert quiet.importance_share == 0.0
+    assert quiet.drift_share == pytest.approx(1 / 12, abs=1e-4)  # the count's view
     assert not quiet.drift_detected
     # Without importance every feature counts alike: one of many is no data-set drift.
     unweighted = detect_drift(reference, shifted, PARAMS)
@@ -129,6 +131,23 @@ def test_a_moderate_shift_in_a_leading_feature_alarms_and_elsewhere_warns(
         assert any(warning.startswith("tenure_days: moderate shift") for warning in result.warnings)
     assert alarmed.dataset_drift  # 0.8 x moderate_weight 0.5 = 0.4 >= 0.25
     assert not warned.dataset_drift  # 0.1 x 0.5 = 0.05
+
+
+def test_a_population_change_across_many_minor_features_alarms_by_count(
+    make_customers, model, contract, reference
+) -> None:
+    leaning = reference.model_copy(update={"importance": {"avg_payment_delay_days": 1.0}})
+    current = window(model, contract, make_customers(1000, 0.0, 10))
+    moved = current.assign(
+        tenure_days=current["tenure_days"] + 900,
+        n_orders=current["n_orders"] + 10,
+        days_since_last_order=current["days_since_last_order"] + 200,
+    )
+    result = detect_drift(leaning, moved, PARAMS)
+    assert set(result.drifted_features) == {"tenure_days", "n_orders", "days_since_last_order"}
+    assert result.importance_share == 0.0
+    assert result.feature_share == pytest.approx(3 / 12, abs=1e-4)
+    assert result.dataset_drift
 
 
 def test_categories_never_seen_in_the_reference_count_as_drift() -> None:

@@ -13,12 +13,17 @@ A feature drifts when its shift is both real and large (``p < monitor.p_value`` 
 matter, and PSI alone flags noise in small windows. A real shift with a PSI between
 ``monitor.psi_moderate`` and ``monitor.psi_threshold`` is *moderate*: reported as a warning.
 
-Features do not count alike: each weighs its share of the model's permutation importance (recorded
-by the evaluate step; equal weights when there is none). The *drift share* is the weight of the
-drifted features plus ``monitor.moderate_weight`` times the weight of the moderate ones, and the
-data set drifts when it reaches ``monitor.drift_share``. So a clear shift in the feature the model
-leans on most alarms on its own, while noise in a feature the model ignores never does. The
-predictions drift when the score distribution passes the same two tests (with
+The data set is judged two ways, each counting the drifted features fully and the moderate ones at
+``monitor.moderate_weight``, and it drifts when either reaches ``monitor.drift_share``:
+
+* by **importance**: each feature weighs its share of the model's permutation importance (recorded
+  by the evaluate step). A shift in the feature the model leans on most alarms on its own, even a
+  moderate one, while a shift in a feature the model ignores does not.
+* by **count**: the share of the features. A population change that moves many inputs at once
+  (a segment that grows, a new market) is worth an alarm even where the model leans on none of
+  them much: the model was not trained on that population.
+
+The predictions drift when the score distribution passes the same two tests (with
 ``monitor.prediction_psi_threshold``). Missing values are the data-quality check's concern
 (:mod:`.quality`): PSI and the tests compare the values that are present.
 """
@@ -81,7 +86,9 @@ class DriftResult(BaseModel):
     prediction: FeatureDrift
     positive_rate_reference: float
     positive_rate_current: float
-    drift_share: float  # importance-weighted; see the module docstring
+    importance_share: float  # drifted features' share of the model's importance
+    feature_share: float  # drifted features' share of the features
+    drift_share: float  # the larger of the two: what the data-set verdict compares
     weighted_by_importance: bool
     dataset_drift: bool
     prediction_drift: bool
@@ -101,7 +108,7 @@ class DriftResult(BaseModel):
     @computed_field  # type: ignore[prop-decorator]
     @property
     def warnings(self) -> list[str]:
-        """The moderate shifts, each in a sentence: worth a look, not an alarm on their own."""
+        """The moderate shifts, each in a sentence (they alarm only in the data set's shares)."""
         return [
             f"{item.feature}: moderate shift ({item.reason}; weight {item.weight:.0%})"
             if item.kind != "score"
@@ -261,8 +268,10 @@ def detect_drift(
         psi_threshold=params.prediction_psi_threshold,
     )
     counts = {"drifted": 1.0, "moderate": params.moderate_weight, "stable": 0.0}
-    # Rounded as reported: the sum of equal weights lands a hair under its threshold otherwise.
-    share = round(sum(weights[item.feature] * counts[item.severity] for item in features), 6)
+    # Rounded as reported: a sum of equal weights lands a hair under its threshold otherwise.
+    by_importance = round(sum(item.weight * counts[item.severity] for item in features), 6)
+    by_count = round(sum(counts[item.severity] for item in features) / max(len(features), 1), 6)
+    share = max(by_importance, by_count)
     positive = current["prediction"].astype(str) == reference.positive_class
     return DriftResult(
         n_reference=reference.n_rows,
@@ -271,6 +280,8 @@ def detect_drift(
         prediction=prediction,
         positive_rate_reference=round(reference.positive_rate, 6),
         positive_rate_current=round(float(positive.mean()) if len(positive) else 0.0, 6),
+        importance_share=by_importance,
+        feature_share=by_count,
         drift_share=share,
         weighted_by_importance=any(value > 0 for value in reference.importance.values()),
         dataset_drift=bool(features) and share >= params.drift_share,

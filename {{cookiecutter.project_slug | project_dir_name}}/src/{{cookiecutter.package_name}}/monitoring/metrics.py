@@ -40,7 +40,7 @@ SERIES: dict[str, tuple[str, tuple[str, ...]]] = {
         "Share of the window's rows behind a data-quality issue.",
         ("feature", "kind"),
     ),
-    "monitor_drift_share": ("Importance-weighted share of the features that drifted.", ()),
+    "monitor_drift_share": ("Drifted share: of the importance or of the features, the larger.", ()),
     "monitor_drift_warnings": ("Moderate shifts (warnings, no alarm on their own).", ()),
     "monitor_feature_psi": ("Population stability index of a feature.", ("feature",)),
     "monitor_feature_drifted": ("1 when the feature drifted.", ("feature",)),

@@ -160,7 +160,8 @@ def _verdict_text(summary: MonitoringSummary) -> tuple[str, str]:
             what.append(
                 f"{len(drift.drifted_features)} of {len(drift.features)} features drifted "
                 f"({', '.join(drift.drifted_features) or 'moderate shifts only'}), weighing "
-                f"{drift.drift_share:.0%} of the model's importance"
+                f"{drift.importance_share:.0%} of the model's importance and "
+                f"{drift.feature_share:.0%} of the features"
             )
         if drift.prediction_drift:
             what.append("the score distribution drifted")
@@ -307,18 +308,18 @@ def render_html(
         )
     drift = summary.drift
     if drift is not None:
-        weighting = (
-            "of the model's permutation importance"
+        importance = (
+            f"{drift.importance_share:.0%} of the model's permutation importance"
             if drift.weighted_by_importance
-            else "of the features (no importance recorded: equal weights)"
+            else "no importance recorded"
         )
         parts += [
             "<h2>Drift</h2>",
             f"<p>{len(drift.drifted_features)} of {len(drift.features)} features drifted, "
-            f"{len(drift.warnings)} shifted moderately: together {drift.drift_share:.0%} "
-            f"{weighting} (data-set threshold {summary.thresholds['drift_share']:.0%}); "
-            f"positive rate {drift.positive_rate_reference:.1%} → "
-            f"{drift.positive_rate_current:.1%}.</p>",
+            f"{len(drift.warnings)} shifted moderately: together {importance} and "
+            f"{drift.feature_share:.0%} of the features (data-set threshold "
+            f"{summary.thresholds['drift_share']:.0%} of either); positive rate "
+            f"{drift.positive_rate_reference:.1%} → {drift.positive_rate_current:.1%}.</p>",
             *(f"<p>Warning: {html.escape(warning)}</p>" for warning in drift.warnings),
             _drift_table(drift),
         ]
