@@ -70,15 +70,16 @@ def scoring_router(settings: Settings) -> APIRouter:
         records = checked(lambda: served.validator.predict_body(payload, max_batch))
         labels, scores, probabilities = served.score(records)
         classes, id_column = served.classes, served.contract.id_column
+        # Python floats in bulk (`tolist`): converting numpy scalars one by one costs more.
         predictions = [
             {
                 "prediction": label,
-                "score": float(score),
-                "probabilities": dict(zip(classes, map(float, row), strict=True)),
+                "score": score,
+                "probabilities": dict(zip(classes, row, strict=True)),
                 "id": record.get(id_column),
             }
             for label, score, row, record in zip(
-                labels, scores, probabilities, records, strict=True
+                labels, scores.tolist(), probabilities.tolist(), records, strict=True
             )
         ]
         body = {
