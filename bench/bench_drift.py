@@ -315,7 +315,9 @@ def estimate_table(records: list[Record]) -> list[str]:
         held = [r for r in mine if not r["breach"]]
         return (
             f"| {name} | {len(mine)} | {fraction(count(mine, within))} | "
-            f"{number(mean_error(mine), '.3f')} | {fraction(count(breached, estimate_breach))} | "
+            f"{number(mean_error(mine), '.3f')} | {number(mean_width(mine), '.3f')} | "
+            f"{number(mean_of(mine, 'unexplained_share'), '.2f')} | "
+            f"{fraction(count(breached, estimate_breach))} | "
             f"{fraction(count(held, estimate_breach))} | {relation} |"
         )
 
@@ -323,9 +325,9 @@ def estimate_table(records: list[Record]) -> list[str]:
     compared = [r for r in records if within(r) is not None]
     lines = [
         "| family | labelled batches | realised precision in the interval | mean abs. error "
-        "of the estimate | estimate breach where realised breach | estimate breach, no realised "
-        "breach | P(label \\| inputs) |",
-        "|---|---:|---:|---:|---:|---:|---|",
+        "of the estimate | mean interval width | mean unexplained share | estimate breach where "
+        "realised breach | estimate breach, no realised breach | P(label \\| inputs) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for family in sorted({r["family"] for r in compared}, key=order.index):
         lines.append(row(family, [r for r in compared if r["family"] == family], RELATION[family]))
@@ -333,6 +335,22 @@ def estimate_table(records: list[Record]) -> list[str]:
     lines.append(row("**all**", compared, ""))
     lines.append(row("**relation kept** (clean, mix)", kept, "kept"))
     return lines
+
+
+def mean_width(records: list[Record]) -> float | None:
+    """Mean width of the precision interval over `records` (None: nothing to compare)."""
+    widths = [
+        r["estimate"]["precision_high"] - r["estimate"]["precision_low"]
+        for r in records
+        if within(r) is not None
+    ]
+    return statistics.mean(widths) if widths else None
+
+
+def mean_of(records: list[Record], key: str) -> float | None:
+    """Mean of an estimate's field over `records` that have an estimate."""
+    values = [r["estimate"][key] for r in records if r["estimate"] is not None]
+    return statistics.mean(values) if values else None
 
 
 def mean_error(records: list[Record]) -> float | None:

@@ -416,6 +416,7 @@ def judge(project: Project, batch: Batch) -> dict[str, Any]:
                 "recall",
                 "recall_low",
                 "recall_high",
+                "unexplained_share",
                 "breach",
             )
         },

@@ -100,6 +100,9 @@ def test_the_summary_and_the_report_carry_every_figure_offline(logged) -> None:
     html = (folder / "latest.html").read_text()
     assert "<h2>Estimated performance</h2>" in html
     assert f"{estimate['precision']:.3f} ({estimate['precision_low']:.3f}" in html
+    # The batch drifted: the interval spans the rows the reference does not account for.
+    assert estimate["unexplained_share"] > 0
+    assert f"{estimate['unexplained_share']:.0%} of rows the reference does not" in html
     assert html.count("data:image/png;base64,") >= len(features) + 1
     assert "<script" not in html
     assert "http://" not in html

@@ -30,7 +30,6 @@ The predictions drift when the score distribution passes the same two tests (wit
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -42,8 +41,6 @@ from .reference import CategoricalReference, NumericReference, bin_shares
 if TYPE_CHECKING:
     from ..params import MonitorParams
     from .reference import ReferenceProfile
-
-logger = logging.getLogger(__name__)
 
 Severity = Literal["stable", "moderate", "drifted"]
 
@@ -98,6 +95,11 @@ class DriftResult(BaseModel):
     def drift_detected(self) -> bool:
         """The data set or the predictions drifted."""
         return self.dataset_drift or self.prediction_drift
+
+    @property
+    def moved(self) -> bool:
+        """Some column, the scores included, shifted at least moderately."""
+        return any(item.severity != "stable" for item in (*self.features, self.prediction))
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -255,7 +257,9 @@ def detect_drift(
         categorical_drift(name, profile, window_column(current, name), params)
         for name, profile in reference.categorical.items()
     ]
-    weights = feature_weights([item.feature for item in unweighted], reference.importance)
+    names = [item.feature for item in unweighted]
+    shares = importance_shares(names, reference.importance)
+    weights = shares if shares is not None else equal_weights(names)
     features = [
         item.model_copy(update={"weight": round(weights[item.feature], 6)}) for item in unweighted
     ]
@@ -283,22 +287,22 @@ def detect_drift(
         importance_share=by_importance,
         feature_share=by_count,
         drift_share=share,
-        weighted_by_importance=any(value > 0 for value in reference.importance.values()),
+        weighted_by_importance=shares is not None,
         dataset_drift=bool(features) and share >= params.drift_share,
         prediction_drift=prediction.drifted,
     )
 
 
-def feature_weights(names: list[str], importance: dict[str, float]) -> dict[str, float]:
+def importance_shares(names: list[str], importance: dict[str, float]) -> dict[str, float] | None:
     """Each feature's share of the model's permutation importance (negative counts as none).
 
-    Equal shares when no importance was recorded, or when none of it is positive (a model that
-    leans on nothing measurable): then every feature counts alike, as without weights.
+    None when no importance was recorded for these features, or none of it is positive (a model
+    that leans on nothing measurable): then every feature counts alike.
     """
     positive = {name: max(float(importance.get(name, 0.0)), 0.0) for name in names}
     total = sum(positive.values())
     if total <= 0:
-        return equal_weights(names)
+        return None
     return {name: value / total for name, value in positive.items()}
 
 
@@ -308,8 +312,10 @@ def equal_weights(names: list[str]) -> dict[str, float]:
 
 
 def window_column(frame: pd.DataFrame, name: str) -> pd.Series:
-    """A model input of the window; a column the log lacks counts as entirely missing."""
+    """A model input of the window; a column the log lacks counts as entirely missing.
+
+    The data-quality check names such a column (:func:`.quality.check_quality`).
+    """
     if name in frame.columns:
         return frame[name]
-    logger.warning("No logged values for feature %r: counted as missing", name)
     return pd.Series([None] * len(frame), index=frame.index, dtype="object")

@@ -100,11 +100,7 @@ def _performance_figures(summary: MonitoringSummary) -> dict[tuple[str, str], fl
     """Precision and recall: estimated (with bounds) and realised, where the run has them."""
     figures: dict[tuple[str, str], float | None] = {}
     estimate = summary.estimate
-    performance = summary.performance
-    realised = next(
-        (period for period in performance.periods if period.period == performance.judged_period),
-        None,
-    )
+    realised = summary.performance.judged
     for metric in ("precision", "recall"):
         if estimate is not None:
             for bound, suffix in (("estimate", ""), ("low", "_low"), ("high", "_high")):

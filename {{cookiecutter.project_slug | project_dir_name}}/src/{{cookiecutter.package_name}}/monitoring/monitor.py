@@ -120,10 +120,12 @@ def assess_window(
     """
     if len(window) < options.min_rows:
         return Assessment(quality=None, drift=None, estimate=None)
+    drift = detect_drift(reference, window, options)
     return Assessment(
         quality=check_quality(reference, window, options),
-        drift=detect_drift(reference, window, options),
-        estimate=estimate_performance(reference, window, options),
+        drift=drift,
+        # Moved inputs put the estimate's assumption in doubt: its interval widens.
+        estimate=estimate_performance(reference, window, options, inputs_moved=drift.moved),
     )
 
 

@@ -54,6 +54,11 @@ class PerformanceResult(BaseModel):
     breach: bool = False
     reasons: list[str] = Field(default_factory=list)
 
+    @property
+    def judged(self) -> PeriodPerformance | None:
+        """The period the verdict is about (the latest with enough labels), if any."""
+        return next((p for p in self.periods if p.period == self.judged_period), None)
+
 
 def write_labels(
     directory: Path, name: str, entity_ids: Sequence[Any], labels: Sequence[Any]

@@ -20,6 +20,7 @@ recommending a retrain.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Literal
 
 import pandas as pd
@@ -30,6 +31,8 @@ from .drift import window_column
 if TYPE_CHECKING:
     from ..params import MonitorParams
     from .reference import CategoricalReference, NumericReference, ReferenceProfile
+
+logger = logging.getLogger(__name__)
 
 IssueKind = Literal["unseen_category", "missing_increase", "out_of_bounds"]
 
@@ -72,6 +75,9 @@ def check_quality(
         window: The rows to check: one column per model input (a column it lacks is missing).
         params: ``max_unseen_share``, ``max_missing_increase`` and ``max_out_of_bounds_share``.
     """
+    absent = [name for name in (*reference.numeric, *reference.categorical) if name not in window]
+    if absent:
+        logger.warning("No logged values for %s: counted as missing", ", ".join(absent))
     issues: list[QualityIssue] = []
     for name, numeric in reference.numeric.items():
         values = window_column(window, name)

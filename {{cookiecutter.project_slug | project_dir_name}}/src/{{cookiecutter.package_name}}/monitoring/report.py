@@ -75,7 +75,8 @@ def _numeric_plot(name: str, reference: list[float], current: pd.Series) -> str:
         axis.hist(
             values, bins=bins, density=True, alpha=0.55, label="current", color=_CURRENT_COLOUR
         )
-        axis.legend(fontsize=7)
+        # A fixed corner: matplotlib's "best" searches every bar, and warns when that is slow.
+        axis.legend(fontsize=7, loc="upper right")
     axis.set_title(name, fontsize=9)
     axis.tick_params(labelsize=7)
     return _png(figure)
@@ -107,7 +108,7 @@ def _categorical_plot(name: str, reference: dict[str, int], current: pd.Series) 
     axis.set_xticks(positions, categories, fontsize=7, rotation=30)
     axis.set_title(f"{name} (share)", fontsize=9)
     axis.tick_params(labelsize=7)
-    axis.legend(fontsize=7)
+    axis.legend(fontsize=7, loc="upper right")
     return _png(figure)
 
 
@@ -136,7 +137,7 @@ def _trend_plot(periods: list[PeriodPerformance], baseline: dict[str, float]) ->
             )
     axis.set_xticks(positions, [p.period for p in labelled], fontsize=7, rotation=15, ha="right")
     axis.set_ylim(0, 1.05)
-    axis.legend(fontsize=7, ncols=2)
+    axis.legend(fontsize=7, ncols=2, loc="lower left")
     axis.set_title("Performance on labelled predictions, by period", fontsize=9)
     return _png(figure)
 
@@ -224,10 +225,7 @@ def _estimate_text(estimate: PerformanceEstimate, performance: PerformanceResult
             return "undefined"
         return f"{value:.3f} ({low:.3f} to {high:.3f})"
 
-    realised = next(
-        (period for period in performance.periods if period.period == performance.judged_period),
-        None,
-    )
+    realised = performance.judged
 
     def seen(metric: str) -> str:
         value = None if realised is None else getattr(realised, metric)
@@ -246,11 +244,17 @@ def _estimate_text(estimate: PerformanceEstimate, performance: PerformanceResult
         "<th>held-out</th><th>realised, latest labelled period</th></tr>"
     )
     verdict = "; ".join(estimate.reasons) if estimate.breach else "within the allowed drop"
+    doubt = (
+        f" The inputs moved, so that link is in doubt: the intervals also span any labels of the "
+        f"{estimate.unexplained_share:.0%} of rows the reference does not account for."
+        if estimate.unexplained_share
+        else ""
+    )
     return (
         f"<p>From the calibrated scores of {estimate.n_rows} rows "
         f"({estimate.n_predicted_positive} predicted positive), before any label: "
         f"{html.escape(verdict)}. The estimate holds while the link between inputs and labels "
-        f"does; the realised figures, once labels arrive, are the final word.</p>"
+        f"does; the realised figures, once labels arrive, are the final word.{doubt}</p>"
         f"<table>{head}{''.join(rows)}</table>"
     )
 
