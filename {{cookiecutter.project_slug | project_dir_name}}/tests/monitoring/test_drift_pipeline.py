@@ -16,6 +16,8 @@ from {{ cookiecutter.package_name }}.monitoring.drift import detect_drift
 from {{ cookiecutter.package_name }}.monitoring.feedback import (
     ID_BLOCK,
     build_features,
+    emit_batch,
+    featurise,
     production_tables,
 )
 from {{ cookiecutter.package_name }}.monitoring.reference import build_reference_profile
@@ -73,3 +75,27 @@ def test_the_generators_sudden_drift_is_found_and_its_quiet_batch_is_not(
     assert sudden.dataset_drift
     assert "avg_payment_delay_days" in sudden.drifted_features
     assert not quiet.drift_detected, quiet.to_dict()
+
+
+@pytest.mark.usefixtures("project")
+def test_batches_built_together_get_the_features_each_would_get_alone(monkeypatch) -> None:
+    """`make drift-demo` builds its batches' features in one dbt run: nothing leaks between them."""
+    monkeypatch.setenv("TRANSFORM_DIR", str(PROJECT_DIR / "transform"))
+    settings = get_settings()
+    shipped = load_params(settings.params_file)
+    demo = shipped.monitor.demo.model_copy(update={"customers_per_batch": 100})
+    params = shipped.model_copy(
+        update={"monitor": shipped.monitor.model_copy(update={"demo": demo})}
+    )
+    batches = [emit_batch(settings, params, "gradual", step, run=1) for step in (1, 2)]
+    together = featurise(settings, params, batches)
+    alone = build_features(settings, params, batches[1].folder(settings))
+    id_column = load_contract(settings).id_column
+
+    def ordered(frame: pd.DataFrame) -> pd.DataFrame:
+        return frame.sort_values(id_column).reset_index(drop=True)
+
+    assert len(together) == 2
+    assert (together[0][id_column] // ID_BLOCK == batches[0].number).all()
+    assert len(together[0]) > 0
+    pd.testing.assert_frame_equal(ordered(together[1]), ordered(alone))
