@@ -43,6 +43,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from .reference import bin_shares
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -203,11 +205,7 @@ def unexplained(reference: ReferenceProfile, scores: np.ndarray) -> float:
     shift it is sampling noise, so the estimate asks for it only when the drift check found the
     inputs moved.
     """
-    edges = np.asarray(reference.score.edges, dtype="float64")
-    current = np.bincount(
-        np.searchsorted(edges, scores, side="right"),  # as `reference.bin_shares` bins
-        minlength=len(edges) + 1,
-    ) / max(len(scores), 1)
+    current = bin_shares(scores, np.asarray(reference.score.edges, dtype="float64"))
     return float(np.clip(current - np.asarray(reference.score.proportions), 0.0, None).sum())
 
 
